@@ -1,0 +1,267 @@
+"""Settings of the AgentOS control plane, read from the environment (SPEC section 3).
+
+With nothing set it runs embedded: SQLite, a local git SSOT and generated secrets under var/,
+the in-memory channel layer and django-q2's ORM broker. DATABASE_URL and REDIS_URL switch to
+PostgreSQL and Redis; ENVIRONMENT=production refuses every insecure default.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+from agentos_site.env import csv, generated_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+ENVIRONMENT = env.str("ENVIRONMENT", default="development")
+PRODUCTION = ENVIRONMENT == "production"
+VAR_DIR = Path(env.str("AGENTOS_VAR_DIR", default=str(BASE_DIR / "var")))
+
+
+def _secret(variable: str, file_name: str) -> str:
+    return env.str(variable, default="") or generated_secret(
+        VAR_DIR, file_name, production=PRODUCTION, variable=variable
+    )
+
+
+SECRET_KEY = _secret("DJANGO_SECRET_KEY", "secret_key")
+DEBUG = env.bool("DJANGO_DEBUG", default=False) and not PRODUCTION
+ALLOWED_HOSTS = csv(env.str("ALLOWED_HOSTS", default="localhost,127.0.0.1"))
+CSRF_TRUSTED_ORIGINS = csv(env.str("CSRF_TRUSTED_ORIGINS", default=""))
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "django_q",
+    "amp",
+    "ssot",
+    "monitoring",
+    "agentos_site",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "agentos_site.urls"
+WSGI_APPLICATION = "agentos_site.wsgi.application"
+ASGI_APPLICATION = "agentos_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: SQLite under var/ unless DATABASE_URL says otherwise.
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'agentos.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    # WAL and IMMEDIATE transactions let daphne, the worker and the tests' threads write without
+    # "database is locked" errors; the timeout waits for a writer instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis: the channel layer, django-q2's broker and the shared cache (rate limits) when set.
+REDIS_URL = env.str("REDIS_URL", default="")
+CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="agentos")
+CHANNEL_CAPACITY = env.int("CHANNEL_CAPACITY", default=200)
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": CHANNEL_LAYER_PREFIX,
+                "capacity": CHANNEL_CAPACITY,
+                "expiry": 30,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": CHANNEL_LAYER_PREFIX,
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": CHANNEL_CAPACITY, "expiry": 30},
+        }
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+Q_CLUSTER = {
+    "name": "agentos",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": 120,
+    "retry": 180,
+    "max_attempts": 1,
+    "catch_up": False,
+    "ack_failures": True,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = 0.5
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+# daphne serves static files itself unless a reverse proxy does (SERVE_STATIC=false).
+SERVE_STATIC = env.bool("SERVE_STATIC", default=True)
+
+LOGIN_URL = "admin:login"
+
+# Security: strict in production, where the proxy terminates TLS and says so in X-Forwarded-Proto.
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # The local SSOT's post-receive hook and health probes talk plain HTTP on loopback.
+    SECURE_REDIRECT_EXEMPT = [r"^webhooks/", r"^healthz$"]
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+
+# SSOT (SPEC section 4).
+SSOT_BACKEND = env.str("SSOT_BACKEND", default="local")
+SSOT_LOCAL_PATH = Path(env.str("SSOT_LOCAL_PATH", default=str(VAR_DIR / "ssot.git")))
+SSOT_BRANCH_LOCAL = "main"
+GITHUB_TOKEN = env.str("GITHUB_TOKEN", default="")
+GITHUB_SSOT_REPO = env.str("GITHUB_SSOT_REPO", default="")
+GITHUB_SSOT_BRANCH = env.str("GITHUB_SSOT_BRANCH", default="main")
+GITHUB_API_URL = env.str("GITHUB_API_URL", default="https://api.github.com")
+SSOT_POLL_SEC = env.int("SSOT_POLL_SEC", default=60)
+SSOT_HOOK_URL = env.str("SSOT_HOOK_URL", default="http://127.0.0.1:8000/webhooks/github")
+SSOT_WRITE_RETRIES = env.int("SSOT_WRITE_RETRIES", default=8)
+AUDIT_FLUSH_SEC = env.int("AUDIT_FLUSH_SEC", default=60)
+
+# Webhooks (SPEC section 8): any one of the comma-separated secrets verifies (rotation).
+GITHUB_WEBHOOK_SECRETS = csv(_secret("GITHUB_WEBHOOK_SECRET", "webhook_secret"))
+XCODE_WEBHOOK_SECRET = _secret("XCODE_WEBHOOK_SECRET", "xcode_secret")
+WEBHOOK_MAX_BODY_BYTES = 25 * 1024 * 1024
+WEBHOOK_UNVERIFIED_RATE = env.str("WEBHOOK_UNVERIFIED_RATE", default="30/min")
+API_USER_RATE = env.str("API_USER_RATE", default="1200/min")
+
+# Auth: JWT for agents and tools, the session for the admin and the dashboard.
+JWT_SECRET = env.str("JWT_SECRET", default="") or SECRET_KEY
+JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
+SIMPLE_JWT = {
+    "SIGNING_KEY": JWT_SECRET,
+    "ALGORITHM": JWT_ALGORITHM,
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_ACCESS_TTL_SEC", default=900)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_REFRESH_TTL_SEC", default=86400)),
+    "UPDATE_LAST_LOGIN": False,
+}
+
+# Monitoring (SPEC section 10).
+AGENTS = csv(env.str("AGENTS", default="coordinator,executor,reviewer"))
+HEARTBEAT_INTERVAL_SEC = env.int("HEARTBEAT_INTERVAL_SEC", default=60)
+HEARTBEAT_TIMEOUT_SEC = env.int("HEARTBEAT_TIMEOUT_SEC", default=1800)
+ACK_TIMEOUT_DISPATCH_SEC = env.int("ACK_TIMEOUT_DISPATCH_SEC", default=300)
+ACK_TIMEOUT_REVIEW_SEC = env.int("ACK_TIMEOUT_REVIEW_SEC", default=600)
+NOTIFY_URLS = csv(env.str("NOTIFY_URLS", default=""))
+TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
+TELEGRAM_ADMIN_CHAT_ID = env.str("TELEGRAM_ADMIN_CHAT_ID", default="")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "agentos_site.api_errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"user": API_USER_RATE},
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AgentOS control plane API",
+    "DESCRIPTION": "Tasks, AMP/1.0 messages, acknowledgements, agents, escalations, audit and SSOT sync.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "github": {"level": "WARNING"},
+    },
+}

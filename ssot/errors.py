@@ -1,0 +1,64 @@
+"""The one error hierarchy of the services; agentos_site.api_errors turns it into HTTP answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ServiceError(Exception):
+    """An error the caller caused or must be told about; `status` is its HTTP answer."""
+
+    status = 400
+    code = "error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "not_found"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"
+
+
+class Conflict(ServiceError):
+    """The same id with other content, or a concurrent change that outlived every retry."""
+
+    status = 409
+    code = "conflict"
+
+
+class WrongState(Conflict):
+    code = "wrong_state"
+
+
+class StaleSha(Conflict):
+    code = "stale"
+
+
+class ReasonRequired(ServiceError):
+    status = 422
+    code = "reason_required"
+
+
+class Invalid(ServiceError):
+    """Invalid input, with every violation as {"path", "message"}."""
+
+    status = 422
+    code = "invalid"
+
+    def __init__(self, detail: str, errors: Sequence[dict[str, str]] = ()) -> None:
+        super().__init__(detail)
+        self.errors = list(errors)
+
+
+class SsotUnavailable(ServiceError):
+    """The SSOT could not be read or written; nothing was changed."""
+
+    status = 503
+    code = "ssot_unavailable"

@@ -1,0 +1,188 @@
+"""The live events of the SSOT mirror, built here and sent only after the DB commit (SPEC section 9)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from ssot.models import Ack, AuditEntry, Escalation, Message, SyncState, Task
+
+log = logging.getLogger(__name__)
+
+GROUP = "events"
+
+
+def broadcast_on_commit(event: dict[str, Any]) -> None:
+    """Send `event` to every connected client once the current transaction commits."""
+    transaction.on_commit(lambda: send_now(event))
+
+
+def send_now(event: dict[str, Any]) -> None:
+    """Send an event at once; a channel layer failure is logged, never raised into the write path."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(GROUP, {"type": "event.forward", "event": event})
+    except Exception:
+        log.exception("could not broadcast a %s event", event.get("type"))
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+def task_summary(task: Task) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id,
+        "title": task.title,
+        "status": task.status,
+        "risk_level": task.risk_level,
+        "branch": task.branch,
+        "assignee": task.assignee,
+        "reject_count": task.reject_count,
+        "last_writer": task.last_writer,
+        "blob_sha": task.blob_sha,
+        "ci_state": task.ci_state,
+        "ci_status": task.ci_status,
+        "pr": {
+            "number": task.pr_number,
+            "state": task.pr_state,
+            "url": task.pr_url,
+            "title": task.pr_title,
+        }
+        if task.pr_number
+        else None,
+        "created_at": _iso(task.created_at),
+        "updated_at": _iso(task.updated_at),
+    }
+
+
+def message_summary(message: Message) -> dict[str, Any]:
+    return {
+        "msg_id": message.msg_id,
+        "type": message.type,
+        "from": message.sender,
+        "to": message.recipient,
+        "task_id": message.task_id,
+        "timestamp": _iso(message.timestamp),
+        "requires_ack": message.requires_ack,
+        "ack_state": message.ack_state,
+        "ack_deadline": _iso(message.ack_deadline),
+        "acked_at": _iso(message.acked_at),
+        "context_ref": message.context_ref,
+    }
+
+
+def escalation_summary(escalation: Escalation) -> dict[str, Any]:
+    return {
+        "id": escalation.pk,
+        "msg_id": escalation.msg_id,
+        "task_id": escalation.task_id,
+        "escalation_type": escalation.escalation_type,
+        "severity": escalation.severity,
+        "triggered_by": escalation.triggered_by,
+        "description": escalation.description,
+        "subject": escalation.subject,
+        "status": escalation.status,
+        "acknowledged_by": escalation.acknowledged_by,
+        "acknowledged_at": _iso(escalation.acknowledged_at),
+        "resolved_by": escalation.resolved_by,
+        "resolved_at": _iso(escalation.resolved_at),
+        "resolution": escalation.resolution,
+        "created_at": _iso(escalation.created_at),
+    }
+
+
+def audit_summary(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.pk,
+        "timestamp": _iso(entry.timestamp),
+        "actor": entry.actor,
+        "action": entry.action,
+        "task_id": entry.task_id,
+        "msg_id": entry.msg_id,
+        "detail": entry.detail,
+        "in_ssot": entry.in_ssot,
+    }
+
+
+def task_update(task: Task) -> dict[str, Any]:
+    return {"type": "task_update", "task_id": task.task_id, "task": task_summary(task)}
+
+
+def task_removed(task_id: str) -> dict[str, Any]:
+    return {"type": "task_update", "task_id": task_id, "task": None, "removed": True}
+
+
+def task_decision(kind: str, task: Task, *, actor: str, reason: str, prev_status: str) -> dict[str, Any]:
+    """`task_approved`, `task_rejected` or `task_override`."""
+    return {
+        "type": kind,
+        "task_id": task.task_id,
+        "actor": actor,
+        "reason": reason,
+        "prev_status": prev_status,
+        "status": task.status,
+        "task": task_summary(task),
+    }
+
+
+def message(message: Message) -> dict[str, Any]:
+    return {"type": "message", "msg_id": message.msg_id, "message": message_summary(message)}
+
+
+def ack(ack: Ack) -> dict[str, Any]:
+    return {
+        "type": "ack",
+        "msg_id": ack.msg_id,
+        "by": ack.by,
+        "at": _iso(ack.at),
+        "via": ack.via,
+    }
+
+
+def escalation(escalation: Escalation) -> dict[str, Any]:
+    return {"type": "escalation", "msg_id": escalation.msg_id, "escalation": escalation_summary(escalation)}
+
+
+def ci_update(task: Task, *, source: str, check: str, state: str, branch: str) -> dict[str, Any]:
+    return {
+        "type": "ci_update",
+        "task_id": task.task_id,
+        "branch": branch,
+        "source": source,
+        "check": check,
+        "state": state,
+        "ci_state": task.ci_state,
+        "ci_status": task.ci_status,
+    }
+
+
+def pr_update(task: Task, *, action: str) -> dict[str, Any]:
+    return {
+        "type": "pr_update",
+        "task_id": task.task_id,
+        "action": action,
+        "branch": task.branch,
+        "pr": task_summary(task)["pr"],
+    }
+
+
+def sync(state: SyncState, report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "sync",
+        "backend": state.backend,
+        "branch": state.branch,
+        "head": state.head,
+        "last_sync_at": _iso(state.last_sync_at),
+        "report": report,
+    }
+
+
+def audit(entry: AuditEntry) -> dict[str, Any]:
+    return {"type": "audit", "entry": audit_summary(entry)}

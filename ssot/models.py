@@ -1,0 +1,322 @@
+"""Rows mirrored from the SSOT, and the bookkeeping that keeps the mirror true.
+
+Every row here is written only by ssot/services.py and ssot/sync.py (and monitoring's services,
+which call them). Models hold data and constants, never behaviour that writes.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class RiskLevel(models.TextChoices):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Task(models.Model):
+    """A task document `tasks/{task_id}.json`, kept whole in `document` beside indexed columns."""
+
+    AWAITING_APPROVAL = "awaiting_approval"
+
+    task_id = models.CharField(max_length=128, unique=True)
+    title = models.CharField(max_length=500, blank=True, default="")
+    status = models.CharField(max_length=64)
+    risk_level = models.CharField(max_length=16, choices=RiskLevel.choices, default=RiskLevel.MEDIUM)
+    branch = models.CharField(max_length=255, blank=True, default="")
+    assignee = models.CharField(max_length=128, blank=True, default="")
+    reject_count = models.PositiveIntegerField(default=0)
+    last_writer = models.CharField(max_length=128, blank=True, default="")
+    document = models.JSONField()
+    ssot_path = models.CharField(max_length=300, unique=True)
+    blob_sha = models.CharField(max_length=64)
+    # From webhooks, keyed by branch: {check_name: {"state", "conclusion", "url", "at", "source"}}.
+    ci_status = models.JSONField(default=dict, blank=True)
+    ci_state = models.CharField(max_length=16, blank=True, default="")
+    pr_number = models.PositiveIntegerField(null=True, blank=True)
+    pr_state = models.CharField(max_length=32, blank=True, default="")
+    pr_url = models.URLField(max_length=500, blank=True, default="")
+    pr_title = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        permissions = [
+            ("approve_task", "Can approve or reject a task"),
+            ("override_task", "Can override a task's status and trigger a resync"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-updated_at"], name="task_status_updated"),
+            models.Index(fields=["risk_level"], name="task_risk"),
+            models.Index(fields=["branch"], name="task_branch"),
+            models.Index(fields=["ci_state"], name="task_ci_state"),
+            models.Index(fields=["-updated_at"], name="task_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return self.task_id
+
+
+class Message(models.Model):
+    """An AMP/1.0 envelope `messages/{msg_id}.json` with its ACK state."""
+
+    class AckState(models.TextChoices):
+        NOT_REQUIRED = "not_required"
+        PENDING = "pending"
+        ACKED = "acked"
+        OVERDUE = "overdue"
+
+    msg_id = models.CharField(max_length=128, unique=True)
+    protocol_version = models.CharField(max_length=16)
+    type = models.CharField(max_length=32)
+    sender = models.CharField(max_length=32)
+    recipient = models.CharField(max_length=32)
+    task_id = models.CharField(max_length=128)
+    timestamp = models.DateTimeField()
+    requires_ack = models.BooleanField(default=False)
+    ack_timeout_sec = models.PositiveIntegerField(default=0)
+    context_ref = models.JSONField(default=list, blank=True)
+    payload = models.JSONField(default=dict)
+    envelope = models.JSONField()
+    ssot_path = models.CharField(max_length=300, unique=True)
+    blob_sha = models.CharField(max_length=64)
+    ack_state = models.CharField(max_length=16, choices=AckState.choices, default=AckState.NOT_REQUIRED)
+    ack_deadline = models.DateTimeField(null=True, blank=True)
+    acked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-timestamp"]
+        indexes = [
+            models.Index(fields=["task_id", "timestamp"], name="msg_task_time"),
+            models.Index(fields=["type", "-timestamp"], name="msg_type_time"),
+            models.Index(fields=["sender", "-timestamp"], name="msg_sender_time"),
+            models.Index(fields=["recipient", "-timestamp"], name="msg_recipient_time"),
+            # The ACK scan: pending messages by deadline, and nothing else.
+            models.Index(
+                fields=["ack_deadline"],
+                name="msg_ack_pending_deadline",
+                condition=Q(ack_state="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.msg_id
+
+
+class Ack(models.Model):
+    """An acknowledgement of a message by its addressee."""
+
+    class Via(models.TextChoices):
+        FILE = "file", "acks/ file"
+        CONTEXT_REF = "context_ref", "later message"
+        API = "api", "API"
+
+    msg_id = models.CharField(max_length=128, unique=True)
+    by = models.CharField(max_length=32)
+    at = models.DateTimeField()
+    via = models.CharField(max_length=16, choices=Via.choices)
+    source_msg_id = models.CharField(max_length=128, blank=True, default="")
+    ssot_path = models.CharField(max_length=300, null=True, blank=True, unique=True)
+    blob_sha = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["by", "-at"], name="ack_by_time")]
+
+    def __str__(self) -> str:
+        return f"{self.msg_id} by {self.by}"
+
+
+class Agent(models.Model):
+    """A monitored agent: when it last wrote to the SSOT and its health."""
+
+    class Status(models.TextChoices):
+        UNKNOWN = "unknown"
+        OK = "ok"
+        MONITOR = "monitor"
+        TIMEOUT = "timeout"
+
+    name = models.CharField(max_length=128, unique=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    last_seen_via = models.CharField(max_length=32, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNKNOWN)
+    status_since = models.DateTimeField(null=True, blank=True)
+    # The heartbeat_timeout escalation of the current episode, claimed before it is written.
+    timeout_msg_id = models.CharField(max_length=128, blank=True, default="")
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["status"], name="agent_status")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Escalation(models.Model):
+    """An escalation message and its handling by the admin (state changes are audit lines in the SSOT)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        ACKNOWLEDGED = "acknowledged"
+        RESOLVED = "resolved"
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="escalation")
+    msg_id = models.CharField(max_length=128, unique=True)
+    task_id = models.CharField(max_length=128)
+    escalation_type = models.CharField(max_length=64)
+    severity = models.CharField(max_length=16)
+    triggered_by = models.CharField(max_length=64)
+    description = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    # What the escalation is about, for the monitors' exactly-once claims: an agent or a message.
+    subject = models.CharField(max_length=160, blank=True, default="")
+    acknowledged_by = models.CharField(max_length=150, blank=True, default="")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True, default="")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="esc_status_created"),
+            models.Index(fields=["escalation_type", "subject"], name="esc_type_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return self.msg_id
+
+
+class AuditEntry(models.Model):
+    """One line of the audit log; `in_ssot` is False while it waits for the batched flush."""
+
+    timestamp = models.DateTimeField()
+    actor = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    task_id = models.CharField(max_length=128, blank=True, default="")
+    msg_id = models.CharField(max_length=128, blank=True, default="")
+    detail = models.TextField(blank=True, default="")
+    line = models.JSONField()
+    in_ssot = models.BooleanField(default=False)
+    ssot_path = models.CharField(max_length=300, null=True, blank=True)
+    line_no = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        verbose_name_plural = "audit entries"
+        constraints = [
+            models.UniqueConstraint(fields=["ssot_path", "line_no"], name="audit_unique_line"),
+        ]
+        indexes = [
+            models.Index(fields=["-timestamp"], name="audit_time"),
+            models.Index(fields=["task_id", "-timestamp"], name="audit_task_time"),
+            models.Index(fields=["actor", "-timestamp"], name="audit_actor_time"),
+            models.Index(fields=["action", "-timestamp"], name="audit_action_time"),
+            models.Index(fields=["msg_id"], name="audit_msg"),
+            models.Index(fields=["created_at"], name="audit_unflushed", condition=Q(in_ssot=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.actor} {self.action}"
+
+
+class WebhookDelivery(models.Model):
+    """A webhook delivery, stored verbatim before it is processed."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        PROCESSING = "processing"
+        DONE = "done"
+        FAILED = "failed"
+        IGNORED = "ignored"
+
+    source = models.CharField(max_length=16)
+    guid = models.CharField(max_length=128, unique=True)
+    event = models.CharField(max_length=64)
+    action = models.CharField(max_length=64, blank=True, default="")
+    headers = models.JSONField(default=dict)
+    body = models.BinaryField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="webhook_state_next"),
+            models.Index(fields=["event", "-received_at"], name="webhook_event_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.event}:{self.guid}"
+
+
+class SyncState(models.Model):
+    """Where the mirror stands: which head of which backend and branch it reflects."""
+
+    backend = models.CharField(max_length=16)
+    branch = models.CharField(max_length=255)
+    repository = models.CharField(max_length=500, blank=True, default="")
+    head = models.CharField(max_length=64, blank=True, default="")
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    consecutive_errors = models.PositiveIntegerField(default=0)
+    last_report = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["backend", "repository", "branch"], name="sync_state_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.backend}:{self.repository}@{self.branch}"
+
+
+class SsotFile(models.Model):
+    """The sync's ledger: the blob SHA mirrored for every SSOT path, so an unchanged file is never read."""
+
+    class Kind(models.TextChoices):
+        TASK = "task"
+        MESSAGE = "message"
+        ACK = "ack"
+        HEARTBEAT = "heartbeat"
+        AUDIT = "audit"
+
+    path = models.CharField(max_length=300, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    blob_sha = models.CharField(max_length=64)
+    quarantined = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class QuarantinedFile(models.Model):
+    """An SSOT file that failed validation, kept verbatim with every error."""
+
+    path = models.CharField(max_length=300, unique=True)
+    kind = models.CharField(max_length=16, choices=SsotFile.Kind.choices)
+    blob_sha = models.CharField(max_length=64)
+    raw = models.BinaryField()
+    errors = models.JSONField(default=list)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen"]
+
+    def __str__(self) -> str:
+        return self.path

@@ -1,0 +1,96 @@
+"""The one small interface both SSOT stores implement (SPEC section 4)."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+class StoreError(Exception):
+    """Base class of every error a store raises."""
+
+
+class StoreUnavailable(StoreError):
+    """The SSOT cannot be reached or answered with an error; the reason is safe to show."""
+
+
+class StoreConflict(StoreError):
+    """The branch moved: the expected parent is no longer its head."""
+
+
+class StoreNotFound(StoreError):
+    """A commit or blob the caller named does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A file of the tree at some commit: its path and git blob SHA."""
+
+    path: str
+    sha: str
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A path that differs between two commits; a side is None where the file is absent."""
+
+    path: str
+    old_sha: str | None
+    new_sha: str | None
+
+    @property
+    def deleted(self) -> bool:
+        return self.new_sha is None
+
+
+def git_blob_sha(data: bytes) -> str:
+    """The SHA-1 git gives a blob with this content."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+class Store(ABC):
+    """A branch of a git repository, read by commit and written by compare-and-swap commits."""
+
+    backend: str
+    branch: str
+
+    @abstractmethod
+    def head(self) -> str | None:
+        """The commit SHA the branch points at, or None while the branch has no commit."""
+
+    @abstractmethod
+    def list(self, commit: str, prefix: str = "") -> list[Entry]:
+        """Every file (recursively) under `prefix` at `commit`, with its blob SHA."""
+
+    @abstractmethod
+    def entry(self, commit: str, path: str) -> Entry | None:
+        """The blob SHA of one path at `commit`, or None if there is no such file."""
+
+    @abstractmethod
+    def read(self, sha: str) -> bytes:
+        """The content of a blob."""
+
+    @abstractmethod
+    def changed(self, old: str | None, new: str) -> list[Change]:
+        """The files that differ between two commits (old None: everything in `new`)."""
+
+    @abstractmethod
+    def commit(
+        self,
+        *,
+        parent: str | None,
+        writes: Mapping[str, bytes],
+        deletes: Iterable[str] = (),
+        message: str,
+        author: str,
+    ) -> str:
+        """Commit these writes and deletions on top of `parent` and move the branch to it.
+
+        Raises StoreConflict unless the branch still points at `parent` (None: no commit yet).
+        Returns the new commit SHA. Nothing is changed when it raises.
+        """
+
+    def close(self) -> None:
+        """Release connections; the default store holds none."""
