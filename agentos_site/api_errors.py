@@ -21,7 +21,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             body["errors"] = exc.errors
         return Response(body, status=exc.status)
     if isinstance(exc, exceptions.ParseError):
-        return Response({"detail": f"Malformed request body: {exc.detail}"}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            {"detail": f"Malformed request body: {exc.detail}"}, status=status.HTTP_400_BAD_REQUEST
+        )
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         response = drf_exception_handler(exc, context)
         if response is not None:

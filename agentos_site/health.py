@@ -45,4 +45,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
             log.warning("healthz: %s is down: %s", name, type(exc).__name__)
             checks[name] = "down"
     healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "down", "checks": checks}, status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "down", "checks": checks}, status=200 if healthy else 503
+    )

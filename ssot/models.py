@@ -202,7 +202,8 @@ class AuditEntry(models.Model):
     task_id = models.CharField(max_length=128, blank=True, default="")
     msg_id = models.CharField(max_length=128, blank=True, default="")
     detail = models.TextField(blank=True, default="")
-    line = models.JSONField()
+    # The exact JSON line as it stands (or will stand) in the SSOT file, extra fields included.
+    raw = models.TextField()
     in_ssot = models.BooleanField(default=False)
     ssot_path = models.CharField(max_length=300, null=True, blank=True)
     line_no = models.PositiveIntegerField(null=True, blank=True)

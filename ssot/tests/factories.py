@@ -168,14 +168,16 @@ class AuditEntryFactory(factory.django.DjangoModelFactory):
     action = "approved"
     task_id = "T-0001"
     detail = "looks good"
-    line = factory.LazyAttribute(
-        lambda a: {
-            "timestamp": a.timestamp.isoformat(),
-            "actor": a.actor,
-            "action": a.action,
-            "task_id": a.task_id,
-            "detail": a.detail,
-        }
+    raw = factory.LazyAttribute(
+        lambda a: json.dumps(
+            {
+                "timestamp": a.timestamp.isoformat(),
+                "actor": a.actor,
+                "action": a.action,
+                "task_id": a.task_id,
+                "detail": a.detail,
+            }
+        )
     )
     in_ssot = False
 

@@ -1,0 +1,504 @@
+"""Apply SSOT files to the rows: the one upsert code the sync and the write path share.
+
+A `Mirror` takes batches of (path, blob SHA, content) and deletions, inside the caller's transaction,
+keyed on path + blob SHA through the `SsotFile` ledger. It collects the events and the agents'
+liveness it observed; the caller broadcasts after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+import amp
+from ssot import events
+from ssot.documents import FileInvalid, parse_ack, parse_audit, parse_heartbeat, parse_message, parse_task
+from ssot.models import Ack, Agent, AuditEntry, Escalation, Message, QuarantinedFile, SsotFile, Task
+
+log = logging.getLogger(__name__)
+
+# Past this many changed rows, one `sync` event tells clients to reload instead of one event per row.
+EVENTS_PER_BATCH = 200
+ESCALATION_ACTIONS = ("escalation_acknowledged", "escalation_resolved")
+
+
+@dataclass(frozen=True, slots=True)
+class FileUpdate:
+    path: str
+    kind: str
+    sha: str
+    raw: bytes
+
+
+def ack_overrides() -> dict[str, int]:
+    """The per-type ACK timeouts the settings override (SPEC section 3)."""
+    return {
+        "task_dispatch": settings.ACK_TIMEOUT_DISPATCH_SEC,
+        "review_request": settings.ACK_TIMEOUT_REVIEW_SEC,
+    }
+
+
+def escalation_subject(payload: dict[str, Any]) -> str:
+    """What an escalation is about, as the monitors record it in the snapshot (agent or message)."""
+    snapshot = payload.get("system_state_snapshot")
+    subject = snapshot.get("subject") if isinstance(snapshot, dict) else None
+    return subject[:160] if isinstance(subject, str) else ""
+
+
+@dataclass
+class Mirror:
+    """One pass of changes; `live` means the files changed just now, so a task's writer counts as seen."""
+
+    live: bool = True
+    observed_at: datetime = field(default_factory=timezone.now)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    seen: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    quarantined: list[tuple[str, list[dict[str, str]]]] = field(default_factory=list)
+    _refs: list[tuple[str, str, datetime, str]] = field(default_factory=list)
+    _changed_rows: int = 0
+
+    # -- entry points -------------------------------------------------------------------------
+
+    def apply(self, files: Iterable[FileUpdate]) -> None:
+        """Mirror these files (already read) into their rows and the ledger."""
+        by_kind: dict[str, list[FileUpdate]] = {}
+        for update in files:
+            by_kind.setdefault(update.kind, []).append(update)
+        handlers = (
+            (SsotFile.Kind.TASK, self._tasks),
+            (SsotFile.Kind.MESSAGE, self._messages),
+            (SsotFile.Kind.ACK, self._acks),
+            (SsotFile.Kind.HEARTBEAT, self._heartbeats),
+            (SsotFile.Kind.AUDIT, self._audit_files),
+        )
+        for kind, handler in handlers:
+            if by_kind.get(kind):
+                handler(by_kind[kind])
+
+    def delete(self, paths: Iterable[tuple[str, str]]) -> None:
+        """Remove the rows of files that no longer exist: (path, kind) pairs."""
+        by_kind: dict[str, list[str]] = {}
+        for path, kind in paths:
+            by_kind.setdefault(kind, []).append(path)
+        if not by_kind:
+            return
+        all_paths = [p for group in by_kind.values() for p in group]
+        QuarantinedFile.objects.filter(path__in=all_paths).delete()
+        SsotFile.objects.filter(path__in=all_paths).delete()
+        if tasks := by_kind.get(SsotFile.Kind.TASK):
+            gone = list(Task.objects.filter(ssot_path__in=tasks).values_list("task_id", flat=True))
+            Task.objects.filter(ssot_path__in=tasks).delete()
+            self._emit(*(events.task_removed(task_id) for task_id in gone))
+        if messages := by_kind.get(SsotFile.Kind.MESSAGE):
+            Message.objects.filter(ssot_path__in=messages).delete()
+        if acks := by_kind.get(SsotFile.Kind.ACK):
+            msg_ids = list(Ack.objects.filter(ssot_path__in=acks).values_list("msg_id", flat=True))
+            Ack.objects.filter(ssot_path__in=acks).delete()
+            Message.objects.filter(msg_id__in=msg_ids, ack_state=Message.AckState.ACKED).update(
+                ack_state=Message.AckState.PENDING, acked_at=None
+            )
+        if audits := by_kind.get(SsotFile.Kind.AUDIT):
+            AuditEntry.objects.filter(ssot_path__in=audits).delete()
+        self.counts["deleted"] += len(all_paths)
+
+    def finish(self) -> None:
+        """Settle what needs every file of the pass: acknowledgements by later messages, and liveness."""
+        self._settle_context_refs()
+        self._record_seen()
+
+    # -- kinds --------------------------------------------------------------------------------
+
+    def _tasks(self, files: list[FileUpdate]) -> None:
+        rows = []
+        for update in files:
+            try:
+                doc = parse_task(update.path, update.raw)
+            except FileInvalid as exc:
+                self._quarantine(update, exc.errors)
+                continue
+            rows.append(
+                Task(
+                    task_id=doc.task_id,
+                    document=doc.document,
+                    ssot_path=update.path,
+                    blob_sha=update.sha,
+                    **doc.columns(),
+                )
+            )
+            if self.live and doc.document.get("last_writer"):
+                self._saw(str(doc.document["last_writer"]), self.observed_at, "task")
+        if rows:
+            Task.objects.bulk_create(
+                rows,
+                batch_size=500,
+                update_conflicts=True,
+                unique_fields=["task_id"],
+                update_fields=[
+                    "title",
+                    "status",
+                    "risk_level",
+                    "branch",
+                    "assignee",
+                    "reject_count",
+                    "last_writer",
+                    "document",
+                    "ssot_path",
+                    "blob_sha",
+                    "updated_at",
+                ],
+            )
+            self._ledger(files, rows_paths={row.ssot_path for row in rows}, kind=SsotFile.Kind.TASK)
+            self.counts["tasks"] += len(rows)
+            if self._room_for(len(rows)):
+                for task in Task.objects.filter(task_id__in=[row.task_id for row in rows]):
+                    self._emit(events.task_update(task))
+
+    def _messages(self, files: list[FileUpdate]) -> None:
+        rows: list[Message] = []
+        overrides = ack_overrides()
+        for update in files:
+            try:
+                envelope = parse_message(update.path, update.raw)
+            except FileInvalid as exc:
+                self._quarantine(update, exc.errors)
+                continue
+            deadline = amp.ack_deadline(envelope, overrides)
+            rows.append(
+                Message(
+                    msg_id=envelope.msg_id,
+                    protocol_version=envelope.protocol_version,
+                    type=envelope.type,
+                    sender=envelope.sender,
+                    recipient=envelope.recipient,
+                    task_id=envelope.task_id,
+                    timestamp=envelope.timestamp,
+                    requires_ack=envelope.requires_ack,
+                    ack_timeout_sec=envelope.ack_timeout_sec,
+                    context_ref=list(envelope.context_ref),
+                    payload=envelope.payload,
+                    envelope=envelope.raw,
+                    ssot_path=update.path,
+                    blob_sha=update.sha,
+                    ack_state=Message.AckState.PENDING if deadline else Message.AckState.NOT_REQUIRED,
+                    ack_deadline=deadline,
+                )
+            )
+            self._saw(envelope.sender, envelope.timestamp, "message")
+            for ref in envelope.context_ref:
+                self._refs.append((ref, envelope.sender, envelope.timestamp, envelope.msg_id))
+        if not rows:
+            return
+        existing = set(
+            Message.objects.filter(msg_id__in=[row.msg_id for row in rows]).values_list("msg_id", flat=True)
+        )
+        Message.objects.bulk_create(
+            rows,
+            batch_size=500,
+            update_conflicts=True,
+            unique_fields=["msg_id"],
+            update_fields=[
+                "protocol_version",
+                "type",
+                "sender",
+                "recipient",
+                "task_id",
+                "timestamp",
+                "requires_ack",
+                "ack_timeout_sec",
+                "context_ref",
+                "payload",
+                "envelope",
+                "ssot_path",
+                "blob_sha",
+                "ack_deadline",
+            ],
+        )
+        self._ledger(files, rows_paths={row.ssot_path for row in rows}, kind=SsotFile.Kind.MESSAGE)
+        self.counts["messages"] += len(rows)
+        msg_ids = [row.msg_id for row in rows]
+        Message.objects.filter(msg_id__in=msg_ids, requires_ack=False).exclude(
+            ack_state=Message.AckState.NOT_REQUIRED
+        ).update(ack_state=Message.AckState.NOT_REQUIRED, acked_at=None)
+        self._settle_acks(msg_ids)
+        escalations = [row for row in rows if row.type == "escalation"]
+        if escalations:
+            self._escalations(escalations)
+        fresh = [row for row in rows if row.msg_id not in existing]
+        if self._room_for(len(fresh)):
+            for message in Message.objects.filter(msg_id__in=[row.msg_id for row in fresh]):
+                self._emit(events.message(message))
+
+    def _escalations(self, messages: list[Message]) -> None:
+        by_msg = {m.msg_id: m.pk for m in Message.objects.filter(msg_id__in=[m.msg_id for m in messages])}
+        rows = []
+        for message in messages:
+            payload = message.payload
+            rows.append(
+                Escalation(
+                    message_id=by_msg[message.msg_id],
+                    msg_id=message.msg_id,
+                    task_id=message.task_id,
+                    escalation_type=str(payload.get("escalation_type", ""))[:64],
+                    severity=str(payload.get("severity", ""))[:16],
+                    triggered_by=str(payload.get("triggered_by", ""))[:64],
+                    description=str(payload.get("description", "")),
+                    subject=escalation_subject(payload),
+                    created_at=message.timestamp,
+                )
+            )
+        existing = set(
+            Escalation.objects.filter(msg_id__in=[m.msg_id for m in messages]).values_list(
+                "msg_id", flat=True
+            )
+        )
+        Escalation.objects.bulk_create(rows, ignore_conflicts=True)
+        self._settle_escalations([m.msg_id for m in messages], announce=existing)
+        self.counts["escalations"] += len(rows) - len(existing)
+
+    def _acks(self, files: list[FileUpdate]) -> None:
+        rows = []
+        for update in files:
+            try:
+                doc = parse_ack(update.path, update.raw)
+            except FileInvalid as exc:
+                self._quarantine(update, exc.errors)
+                continue
+            rows.append(
+                Ack(
+                    msg_id=doc.msg_id,
+                    by=doc.by,
+                    at=doc.at,
+                    via=Ack.Via.FILE,
+                    ssot_path=update.path,
+                    blob_sha=update.sha,
+                )
+            )
+            self._saw(doc.by, doc.at, "ack")
+        if rows:
+            Ack.objects.bulk_create(
+                rows,
+                batch_size=500,
+                update_conflicts=True,
+                unique_fields=["msg_id"],
+                update_fields=["by", "at", "via", "ssot_path", "blob_sha", "source_msg_id"],
+            )
+            self._ledger(files, rows_paths={row.ssot_path for row in rows}, kind=SsotFile.Kind.ACK)
+            self.counts["acks"] += len(rows)
+            self._settle_acks([row.msg_id for row in rows])
+
+    def _heartbeats(self, files: list[FileUpdate]) -> None:
+        valid = set()
+        for update in files:
+            try:
+                doc = parse_heartbeat(update.path, update.raw)
+            except FileInvalid as exc:
+                self._quarantine(update, exc.errors)
+                continue
+            valid.add(update.path)
+            self._saw(doc.agent, doc.at, "heartbeat")
+        self._ledger(files, rows_paths=valid, kind=SsotFile.Kind.HEARTBEAT)
+        self.counts["heartbeats"] += len(valid)
+
+    def _audit_files(self, files: list[FileUpdate]) -> None:
+        for update in files:
+            lines, errors = parse_audit(update.raw)
+            self.apply_audit_lines(update.path, lines)
+            if errors:
+                self._quarantine(update, errors, keep_ledger_kind=SsotFile.Kind.AUDIT)
+            else:
+                self._ledger([update], rows_paths={update.path}, kind=SsotFile.Kind.AUDIT)
+
+    def apply_audit_lines(self, path: str, lines: list) -> None:
+        """Make the rows of audit file `path` equal these lines (append-only files add rows only)."""
+        existing = dict(AuditEntry.objects.filter(ssot_path=path).values_list("line_no", "raw"))
+        wanted = {line.line_no: line for line in lines}
+        stale = [no for no, raw in existing.items() if no not in wanted or wanted[no].raw != raw]
+        if stale:
+            AuditEntry.objects.filter(ssot_path=path, line_no__in=stale).delete()
+        new = [line for no, line in wanted.items() if no not in existing or no in stale]
+        AuditEntry.objects.bulk_create(
+            [
+                AuditEntry(
+                    timestamp=line.timestamp,
+                    actor=line.actor,
+                    action=line.action,
+                    task_id=line.task_id,
+                    msg_id=line.msg_id,
+                    detail=line.detail,
+                    raw=line.raw,
+                    in_ssot=True,
+                    ssot_path=path,
+                    line_no=line.line_no,
+                )
+                for line in new
+            ],
+            batch_size=500,
+            ignore_conflicts=True,
+        )
+        self.counts["audit_lines"] += len(new)
+        escalation_ids = [line.msg_id for line in new if line.action in ESCALATION_ACTIONS and line.msg_id]
+        if escalation_ids:
+            self._settle_escalations(escalation_ids)
+        if new and self._room_for(len(new)):
+            for entry in AuditEntry.objects.filter(
+                ssot_path=path, line_no__in=[line.line_no for line in new]
+            ):
+                self._emit(events.audit(entry))
+
+    # -- settling -----------------------------------------------------------------------------
+
+    def _settle_acks(self, msg_ids: list[str]) -> None:
+        """Mark pending messages acknowledged where an ACK by their addressee exists."""
+        acks = {ack.msg_id: ack for ack in Ack.objects.filter(msg_id__in=msg_ids)}
+        if not acks:
+            return
+        settled = []
+        for message in Message.objects.filter(msg_id__in=list(acks), requires_ack=True).exclude(
+            ack_state=Message.AckState.ACKED
+        ):
+            ack = acks[message.msg_id]
+            if ack.by != message.recipient:
+                log.warning(
+                    "ack of %s by %s ignored: the addressee is %s", ack.msg_id, ack.by, message.recipient
+                )
+                continue
+            message.ack_state = Message.AckState.ACKED
+            message.acked_at = ack.at
+            settled.append(message)
+            self._emit(events.ack(ack))
+        Message.objects.bulk_update(settled, ["ack_state", "acked_at"], batch_size=500)
+
+    def _settle_context_refs(self) -> None:
+        """A later message from the addressee whose context_ref names a message acknowledges it."""
+        refs, self._refs = self._refs, []
+        for start in range(0, len(refs), 500):
+            chunk = refs[start : start + 500]
+            pending = {
+                m.msg_id: m
+                for m in Message.objects.filter(
+                    msg_id__in={ref for ref, *_ in chunk}, requires_ack=True
+                ).exclude(ack_state=Message.AckState.ACKED)
+            }
+            rows = [
+                Ack(msg_id=ref, by=sender, at=at, via=Ack.Via.CONTEXT_REF, source_msg_id=source)
+                for ref, sender, at, source in chunk
+                if ref in pending and pending[ref].recipient == sender
+            ]
+            if rows:
+                Ack.objects.bulk_create(rows, ignore_conflicts=True)
+                self._settle_acks([row.msg_id for row in rows])
+
+    def _settle_escalations(self, msg_ids: list[str], announce: set[str] | None = None) -> None:
+        """Derive each escalation's state from the audit lines that acknowledged or resolved it."""
+        lines = AuditEntry.objects.filter(msg_id__in=msg_ids, action__in=ESCALATION_ACTIONS).order_by(
+            "timestamp", "id"
+        )
+        updates: dict[str, dict[str, Any]] = {}
+        for line in lines:
+            change = updates.setdefault(line.msg_id, {})
+            if line.action == "escalation_acknowledged":
+                change.update(acknowledged_by=line.actor, acknowledged_at=line.timestamp)
+                change.setdefault("status", Escalation.Status.ACKNOWLEDGED)
+            else:
+                change.update(
+                    status=Escalation.Status.RESOLVED,
+                    resolved_by=line.actor,
+                    resolved_at=line.timestamp,
+                    resolution=line.detail,
+                )
+        for escalation in Escalation.objects.filter(msg_id__in=msg_ids):
+            change = updates.get(escalation.msg_id, {})
+            dirty = [name for name, value in change.items() if getattr(escalation, name) != value]
+            for name in dirty:
+                setattr(escalation, name, change[name])
+            if dirty:
+                escalation.save(update_fields=dirty)
+            if dirty or (announce is not None and escalation.msg_id not in announce):
+                self._emit(events.escalation(escalation))
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def _saw(self, agent: str, at: datetime, via: str) -> None:
+        at = min(at, self.observed_at)
+        current = self.seen.get(agent)
+        if current is None or at > current[0]:
+            self.seen[agent] = (at, via)
+
+    def _record_seen(self) -> None:
+        seen = {name: value for name, value in self.seen.items() if name in settings.AGENTS}
+        if not seen:
+            return
+        Agent.objects.bulk_create([Agent(name=name) for name in seen], ignore_conflicts=True)
+        for name, (at, via) in seen.items():
+            Agent.objects.filter(name=name).filter(Q(last_seen__isnull=True) | Q(last_seen__lt=at)).update(
+                last_seen=at, last_seen_via=via
+            )
+
+    def _ledger(self, files: list[FileUpdate], *, rows_paths: set[str], kind: str) -> None:
+        valid = [f for f in files if f.path in rows_paths]
+        SsotFile.objects.bulk_create(
+            [SsotFile(path=f.path, kind=kind, blob_sha=f.sha, quarantined=False) for f in valid],
+            batch_size=500,
+            update_conflicts=True,
+            unique_fields=["path"],
+            update_fields=["kind", "blob_sha", "quarantined"],
+        )
+        QuarantinedFile.objects.filter(path__in=[f.path for f in valid]).delete()
+
+    def _quarantine(
+        self, update: FileUpdate, errors: list[dict[str, str]], *, keep_ledger_kind: str | None = None
+    ) -> None:
+        """Keep an invalid file verbatim with its errors; its stale row (if any) goes."""
+        now = timezone.now()
+        QuarantinedFile.objects.bulk_create(
+            [
+                QuarantinedFile(
+                    path=update.path,
+                    kind=update.kind,
+                    blob_sha=update.sha,
+                    raw=update.raw,
+                    errors=errors,
+                    first_seen=now,
+                    last_seen=now,
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["path"],
+            update_fields=["kind", "blob_sha", "raw", "errors", "last_seen"],
+        )
+        SsotFile.objects.bulk_create(
+            [SsotFile(path=update.path, kind=update.kind, blob_sha=update.sha, quarantined=True)],
+            update_conflicts=True,
+            unique_fields=["path"],
+            update_fields=["kind", "blob_sha", "quarantined"],
+        )
+        if keep_ledger_kind is None:
+            if update.kind == SsotFile.Kind.TASK:
+                Task.objects.filter(ssot_path=update.path).delete()
+            elif update.kind == SsotFile.Kind.MESSAGE:
+                Message.objects.filter(ssot_path=update.path).delete()
+            elif update.kind == SsotFile.Kind.ACK:
+                Ack.objects.filter(ssot_path=update.path).delete()
+        self.quarantined.append((update.path, errors))
+        self.counts["quarantined"] += 1
+
+    def _room_for(self, rows: int) -> bool:
+        self._changed_rows += rows
+        return self._changed_rows <= EVENTS_PER_BATCH
+
+    def _emit(self, *new_events: dict[str, Any]) -> None:
+        self.events.extend(new_events)
+
+    @property
+    def overflowed(self) -> bool:
+        """Too many changes for one event each: clients should reload their snapshot."""
+        return self._changed_rows > EVENTS_PER_BATCH

@@ -1,0 +1,196 @@
+"""The only reader of the SSOT into the ORM: full and incremental sync, keyed on path + blob SHA.
+
+A file whose blob SHA equals the one in the ledger is never read again; an incremental sync reads
+only what changed between the mirrored head and the new one. Idempotent: a second sync of the same
+head writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from ssot import events
+from ssot.errors import SsotUnavailable
+from ssot.locking import mirror_lock
+from ssot.mirror import FileUpdate, Mirror
+from ssot.models import SsotFile, SyncState
+from ssot.paths import kind_of
+from ssot.stores.base import Store, StoreError, StoreNotFound
+from ssot.stores.factory import branch, get_store, repository_label
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1000
+
+
+@dataclass
+class SyncReport:
+    mode: str
+    head: str | None
+    previous_head: str | None
+    files_changed: int = 0
+    files_read: int = 0
+    files_deleted: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    quarantined: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rows_written(self) -> int:
+        return sum(count for name, count in self.rows.items() if name != "quarantined")
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rows_written"] = self.rows_written
+        return data
+
+
+def sync_state() -> SyncState:
+    state, _ = SyncState.objects.get_or_create(
+        backend=get_store().backend, repository=repository_label(), branch=branch()
+    )
+    return state
+
+
+def sync(*, full: bool = False, store: Store | None = None) -> SyncReport:
+    """Bring the mirror to the SSOT's head; `full` compares every file's blob SHA with the ledger."""
+    store = store or get_store()
+    started = time.monotonic()
+    with mirror_lock():
+        state = sync_state()
+        try:
+            head = store.head()
+            report = _sync_to(store, state, head, full=full)
+        except StoreError as exc:
+            _record_failure(state, exc)
+            raise SsotUnavailable(f"SSOT unavailable: {exc}") from exc
+        report.seconds = round(time.monotonic() - started, 3)
+        _record_success(state, head, report)
+    return report
+
+
+def _sync_to(store: Store, state: SyncState, head: str | None, *, full: bool) -> SyncReport:
+    previous = state.head or None
+    if head is None:
+        return SyncReport(mode="empty", head=None, previous_head=previous)
+    if previous == head and not full:
+        return SyncReport(mode="noop", head=head, previous_head=previous)
+    ledger = dict(SsotFile.objects.values_list("path", "blob_sha"))
+    to_read: list[tuple[str, str, str]] = []
+    to_delete: list[tuple[str, str]] = []
+    mode = "full" if full or previous is None else "incremental"
+    if mode == "incremental":
+        try:
+            changes = store.changed(previous, head)
+        except StoreNotFound:
+            # The mirrored head is gone (a force push): compare everything instead.
+            mode = "full"
+    if mode == "full":
+        present = {}
+        for entry in store.list(head):
+            kind = kind_of(entry.path)
+            if kind is not None:
+                present[entry.path] = entry.sha
+                if ledger.get(entry.path) != entry.sha:
+                    to_read.append((entry.path, entry.sha, kind))
+        to_delete = [(path, kind_of(path) or "") for path in ledger if path not in present]
+    else:
+        for change in changes:
+            kind = kind_of(change.path)
+            if kind is None:
+                continue
+            if change.new_sha is None:
+                if change.path in ledger:
+                    to_delete.append((change.path, kind))
+            elif ledger.get(change.path) != change.new_sha:
+                to_read.append((change.path, change.new_sha, kind))
+    report = SyncReport(
+        mode=mode, head=head, previous_head=previous, files_changed=len(to_read) + len(to_delete)
+    )
+    mirror = Mirror(live=mode == "incremental")
+    if to_delete:
+        with transaction.atomic():
+            mirror.delete(to_delete)
+        report.files_deleted = len(to_delete)
+    for start in range(0, len(to_read), CHUNK):
+        chunk = to_read[start : start + CHUNK]
+        files = [FileUpdate(path=path, kind=kind, sha=sha, raw=store.read(sha)) for path, sha, kind in chunk]
+        report.files_read += len(files)
+        with transaction.atomic():
+            mirror.apply(files)
+    with transaction.atomic():
+        mirror.finish()
+        _queue_quarantine_audit(mirror)
+        _broadcast(mirror)
+    report.rows = dict(mirror.counts)
+    report.quarantined = [path for path, _ in mirror.quarantined]
+    return report
+
+
+def _queue_quarantine_audit(mirror: Mirror) -> None:
+    from ssot.services import audit_queue
+
+    for path, errors in mirror.quarantined:
+        summary = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:5])
+        audit_queue(
+            actor="system", action="quarantined", detail=f"{path}: {summary}"[:2000], extra={"path": path}
+        )
+
+
+def _broadcast(mirror: Mirror) -> None:
+    if mirror.overflowed:
+        return
+    for event in mirror.events:
+        events.broadcast_on_commit(event)
+
+
+def _record_success(state: SyncState, head: str | None, report: SyncReport) -> None:
+    now = timezone.now()
+    state.head = head or ""
+    state.last_sync_at = now
+    state.last_success_at = now
+    state.last_error = ""
+    state.consecutive_errors = 0
+    if report.mode != "noop":
+        state.last_report = report.as_dict()
+    state.save(
+        update_fields=[
+            "head",
+            "last_sync_at",
+            "last_success_at",
+            "last_error",
+            "consecutive_errors",
+            "last_report",
+        ]
+    )
+    if report.mode != "noop":
+        events.broadcast_on_commit(
+            events.sync(state, {**report.as_dict(), "reload": report.files_changed > 200})
+        )
+        log.info(
+            "sync %s -> %s: %d read, %d deleted, %d rows, %d quarantined in %.3fs",
+            report.mode,
+            (head or "")[:10],
+            report.files_read,
+            report.files_deleted,
+            report.rows_written,
+            len(report.quarantined),
+            report.seconds,
+        )
+
+
+def _record_failure(state: SyncState, exc: Exception) -> None:
+    now = timezone.now()
+    state.last_sync_at = now
+    state.last_error = str(exc)[:2000]
+    state.last_error_at = now
+    state.consecutive_errors += 1
+    state.save(update_fields=["last_sync_at", "last_error", "last_error_at", "consecutive_errors"])
+    log.warning("sync failed (%d in a row): %s", state.consecutive_errors, exc)
+
