@@ -120,6 +120,7 @@ class Ack(models.Model):
     at = models.DateTimeField()
     via = models.CharField(max_length=16, choices=Via.choices)
     source_msg_id = models.CharField(max_length=128, blank=True, default="")
+    # NULL for an ACK by a later message (no file of its own); unique among ACK files.
     ssot_path = models.CharField(max_length=300, null=True, blank=True, unique=True)
     blob_sha = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -205,7 +206,8 @@ class AuditEntry(models.Model):
     # The exact JSON line as it stands (or will stand) in the SSOT file, extra fields included.
     raw = models.TextField()
     in_ssot = models.BooleanField(default=False)
-    ssot_path = models.CharField(max_length=300, null=True, blank=True)
+    # NULL, not "", while queued: the unique (ssot_path, line_no) pair must not collide for queued lines.
+    ssot_path = models.CharField(max_length=300, null=True, blank=True)  # noqa: DJ001
     line_no = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -47,7 +47,7 @@ class Change:
 
 def git_blob_sha(data: bytes) -> str:
     """The SHA-1 git gives a blob with this content."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 class Store(ABC):
@@ -92,5 +92,5 @@ class Store(ABC):
         Returns the new commit SHA. Nothing is changed when it raises.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: most stores hold nothing to release
         """Release connections; the default store holds none."""

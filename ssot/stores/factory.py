@@ -45,3 +45,10 @@ def repository_label() -> str:
 
 def branch() -> str:
     return settings.GITHUB_SSOT_BRANCH if settings.SSOT_BACKEND == "github" else settings.SSOT_BRANCH_LOCAL
+
+
+def webhook_repo_name() -> str:
+    """The `repository.full_name` push deliveries of the SSOT carry: GitHub's, or the local hook's."""
+    if settings.SSOT_BACKEND == "github":
+        return settings.GITHUB_SSOT_REPO
+    return "local/ssot"
