@@ -67,6 +67,14 @@ def mirror_lock() -> contextlib.AbstractContextManager[None]:
     return exclusive("mirror")
 
 
+def write_lock() -> contextlib.AbstractContextManager[None]:
+    """Queues this control plane's own SSOT writers, so they never conflict with one another.
+
+    Conflicts then come only from agents pushing at the same moment, which the bounded retries absorb.
+    """
+    return exclusive("ssot-write")
+
+
 def flush_lock() -> contextlib.AbstractContextManager[None]:
     """Serialises audit flushes, so a queued line is committed to the SSOT once."""
     return exclusive("audit-flush")

@@ -35,7 +35,7 @@ from ssot.errors import (
     StaleSha,
     WrongState,
 )
-from ssot.locking import flush_lock, mirror_lock
+from ssot.locking import flush_lock, mirror_lock, write_lock
 from ssot.mirror import FileUpdate, Mirror
 from ssot.models import AuditEntry, Escalation, SsotFile, SyncState, Task
 from ssot.paths import ack_path, audit_day_path, heartbeat_path, kind_of, message_path, task_path
@@ -164,6 +164,13 @@ def _append_audit(
 def _write(build: Callable[[HeadView], Draft | None], *, author: str) -> Committed | None:
     """Commit what `build` drafts on the current head; re-draft on a conflict; None if nothing to write."""
     store = get_store()
+    with write_lock():
+        return _write_locked(store, build, author=author)
+
+
+def _write_locked(
+    store: Store, build: Callable[[HeadView], Draft | None], *, author: str
+) -> Committed | None:
     for attempt in range(settings.SSOT_WRITE_RETRIES):
         try:
             head = store.head()
