@@ -20,6 +20,7 @@ from django.utils import timezone
 
 import amp
 from ssot import events
+from ssot.bulk import upsert
 from ssot.documents import FileInvalid, parse_ack, parse_audit, parse_heartbeat, parse_message, parse_task
 from ssot.models import Ack, Agent, AuditEntry, Escalation, Message, QuarantinedFile, SsotFile, Task
 
@@ -126,40 +127,24 @@ class Mirror:
                 self._quarantine(update, exc.errors)
                 continue
             rows.append(
-                Task(
-                    task_id=doc.task_id,
-                    document=doc.document,
-                    ssot_path=update.path,
-                    blob_sha=update.sha,
+                {
+                    "task_id": doc.task_id,
+                    "document": doc.document,
+                    "ssot_path": update.path,
+                    "blob_sha": update.sha,
                     **doc.columns(),
-                )
+                    "created_at": self.observed_at,
+                    "updated_at": self.observed_at,
+                }
             )
             if self.live and doc.document.get("last_writer"):
                 self._saw(str(doc.document["last_writer"]), self.observed_at, "task")
         if rows:
-            Task.objects.bulk_create(
-                rows,
-                batch_size=500,
-                update_conflicts=True,
-                unique_fields=["task_id"],
-                update_fields=[
-                    "title",
-                    "status",
-                    "risk_level",
-                    "branch",
-                    "assignee",
-                    "reject_count",
-                    "last_writer",
-                    "document",
-                    "ssot_path",
-                    "blob_sha",
-                    "updated_at",
-                ],
-            )
-            self._ledger(files, rows_paths={row.ssot_path for row in rows}, kind=SsotFile.Kind.TASK)
+            upsert(Task, rows, unique="task_id", update=[name for name in rows[0] if name != "created_at"])
+            self._ledger(files, rows_paths={row["ssot_path"] for row in rows}, kind=SsotFile.Kind.TASK)
             self.counts["tasks"] += len(rows)
             if self._room_for(len(rows)):
-                for task in Task.objects.filter(task_id__in=[row.task_id for row in rows]):
+                for task in Task.objects.filter(task_id__in=[row["task_id"] for row in rows]):
                     self._emit(events.task_update(task))
 
     def _messages(self, files: list[FileUpdate]) -> None:
@@ -173,24 +158,25 @@ class Mirror:
                 continue
             deadline = amp.ack_deadline(envelope, overrides)
             rows.append(
-                Message(
-                    msg_id=envelope.msg_id,
-                    protocol_version=envelope.protocol_version,
-                    type=envelope.type,
-                    sender=envelope.sender,
-                    recipient=envelope.recipient,
-                    task_id=envelope.task_id,
-                    timestamp=envelope.timestamp,
-                    requires_ack=envelope.requires_ack,
-                    ack_timeout_sec=envelope.ack_timeout_sec,
-                    context_ref=list(envelope.context_ref),
-                    payload=envelope.payload,
-                    envelope=envelope.raw,
-                    ssot_path=update.path,
-                    blob_sha=update.sha,
-                    ack_state=Message.AckState.PENDING if deadline else Message.AckState.NOT_REQUIRED,
-                    ack_deadline=deadline,
-                )
+                {
+                    "msg_id": envelope.msg_id,
+                    "protocol_version": envelope.protocol_version,
+                    "type": envelope.type,
+                    "sender": envelope.sender,
+                    "recipient": envelope.recipient,
+                    "task_id": envelope.task_id,
+                    "timestamp": envelope.timestamp,
+                    "requires_ack": envelope.requires_ack,
+                    "ack_timeout_sec": envelope.ack_timeout_sec,
+                    "context_ref": list(envelope.context_ref),
+                    "payload": envelope.payload,
+                    "envelope": envelope.raw,
+                    "ssot_path": update.path,
+                    "blob_sha": update.sha,
+                    "ack_deadline": deadline,
+                    "created_at": self.observed_at,
+                    "ack_state": Message.AckState.PENDING if deadline else Message.AckState.NOT_REQUIRED,
+                }
             )
             self._saw(envelope.sender, envelope.timestamp, "message")
             for ref in envelope.context_ref:
@@ -198,53 +184,39 @@ class Mirror:
         if not rows:
             return
         existing = set(
-            Message.objects.filter(msg_id__in=[row.msg_id for row in rows]).values_list("msg_id", flat=True)
+            Message.objects.filter(msg_id__in=[row["msg_id"] for row in rows]).values_list(
+                "msg_id", flat=True
+            )
         )
-        Message.objects.bulk_create(
+        # A changed message keeps its ACK state (settled below); a new one starts from its deadline.
+        upsert(
+            Message,
             rows,
-            batch_size=500,
-            update_conflicts=True,
-            unique_fields=["msg_id"],
-            update_fields=[
-                "protocol_version",
-                "type",
-                "sender",
-                "recipient",
-                "task_id",
-                "timestamp",
-                "requires_ack",
-                "ack_timeout_sec",
-                "context_ref",
-                "payload",
-                "envelope",
-                "ssot_path",
-                "blob_sha",
-                "ack_deadline",
-            ],
+            unique="msg_id",
+            update=[name for name in rows[0] if name not in ("created_at", "ack_state")],
         )
-        self._ledger(files, rows_paths={row.ssot_path for row in rows}, kind=SsotFile.Kind.MESSAGE)
+        self._ledger(files, rows_paths={row["ssot_path"] for row in rows}, kind=SsotFile.Kind.MESSAGE)
         self.counts["messages"] += len(rows)
-        msg_ids = [row.msg_id for row in rows]
+        msg_ids = [row["msg_id"] for row in rows]
         Message.objects.filter(msg_id__in=msg_ids, requires_ack=False).exclude(
             ack_state=Message.AckState.NOT_REQUIRED
         ).update(ack_state=Message.AckState.NOT_REQUIRED, acked_at=None)
         self._settle_acks(msg_ids)
-        escalations = [row for row in rows if row.type == "escalation"]
+        escalations = [row["msg_id"] for row in rows if row["type"] == "escalation"]
         if escalations:
-            self._escalations(escalations)
-        fresh = [row for row in rows if row.msg_id not in existing]
+            self._escalations(list(Message.objects.filter(msg_id__in=escalations)))
+        fresh = [row["msg_id"] for row in rows if row["msg_id"] not in existing]
         if self._room_for(len(fresh)):
-            for message in Message.objects.filter(msg_id__in=[row.msg_id for row in fresh]):
+            for message in Message.objects.filter(msg_id__in=fresh):
                 self._emit(events.message(message))
 
     def _escalations(self, messages: list[Message]) -> None:
-        by_msg = {m.msg_id: m.pk for m in Message.objects.filter(msg_id__in=[m.msg_id for m in messages])}
         rows = []
         for message in messages:
             payload = message.payload
             rows.append(
                 Escalation(
-                    message_id=by_msg[message.msg_id],
+                    message_id=message.pk,
                     msg_id=message.msg_id,
                     task_id=message.task_id,
                     escalation_type=str(payload.get("escalation_type", ""))[:64],
@@ -445,14 +417,14 @@ class Mirror:
 
     def _ledger(self, files: list[FileUpdate], *, rows_paths: set[str], kind: str) -> None:
         valid = [f for f in files if f.path in rows_paths]
-        SsotFile.objects.bulk_create(
-            [SsotFile(path=f.path, kind=kind, blob_sha=f.sha, quarantined=False) for f in valid],
-            batch_size=500,
-            update_conflicts=True,
-            unique_fields=["path"],
-            update_fields=["kind", "blob_sha", "quarantined"],
+        upsert(
+            SsotFile,
+            [{"path": f.path, "kind": kind, "blob_sha": f.sha, "quarantined": False} for f in valid],
+            unique="path",
+            update=["kind", "blob_sha", "quarantined"],
         )
-        QuarantinedFile.objects.filter(path__in=[f.path for f in valid]).delete()
+        if QuarantinedFile.objects.exists():
+            QuarantinedFile.objects.filter(path__in=[f.path for f in valid]).delete()
 
     def _quarantine(
         self, update: FileUpdate, errors: list[dict[str, str]], *, keep_ledger_kind: str | None = None

@@ -1,0 +1,239 @@
+"""The local SSOT: a bare git repository on disk, read and written through pygit2 (SPEC section 4)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import FileMode, ObjectType, RepositoryOpenFlag
+from pygit2.transaction import ReferenceTransaction
+
+from ssot.stores.base import (
+    Change,
+    Entry,
+    Store,
+    StoreConflict,
+    StoreError,
+    StoreNotFound,
+    StoreUnavailable,
+)
+
+_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+# A writer (ours or git receive-pack) holds the ref lock for milliseconds; beyond this it is stuck.
+LOCK_WAIT_SEC = 2.0
+_LOCK_BACKOFF_SEC = (0.002, 0.05)
+
+_Tree = dict[str, "bytes | _Tree | None"]
+
+
+class LocalStore(Store):
+    """A branch of a bare repository that agents clone and push to with plain git."""
+
+    backend = "local"
+
+    def __init__(self, path: str | Path, branch: str = "main") -> None:
+        self.path = Path(path)
+        self.branch = branch
+        self.ref = f"refs/heads/{branch}"
+        self._handles = threading.local()
+
+    @classmethod
+    def create(cls, path: str | Path, branch: str = "main") -> LocalStore:
+        """Create the bare repository (HEAD on `branch`) unless it exists; return its store."""
+        path = Path(path)
+        with _errors(path):
+            if path.exists() and any(path.iterdir()):
+                pygit2.Repository(str(path), RepositoryOpenFlag.NO_SEARCH)
+            else:
+                pygit2.init_repository(str(path), bare=True, initial_head=branch)
+        return cls(path, branch)
+
+    def head(self) -> str | None:
+        with self._repo() as repo:
+            return _ref_target(repo, self.ref)
+
+    def list(self, commit: str, prefix: str = "") -> list[Entry]:
+        folder = prefix.strip("/")
+        with self._repo() as repo:
+            tree = _commit(repo, commit).tree
+            if folder:
+                try:
+                    tree = tree[folder]
+                except KeyError:
+                    return []
+                if tree.type != ObjectType.TREE:
+                    return []
+            return list(_walk(tree, f"{folder}/" if folder else ""))
+
+    def entry(self, commit: str, path: str) -> Entry | None:
+        with self._repo() as repo:
+            tree = _commit(repo, commit).tree
+            try:
+                obj = tree[path.strip("/")]
+            except KeyError:
+                return None
+            return Entry(path=path.strip("/"), sha=str(obj.id)) if obj.type == ObjectType.BLOB else None
+
+    def read(self, sha: str) -> bytes:
+        with self._repo() as repo:
+            obj = repo.get(sha.lower()) if _SHA.match(sha.lower()) else None
+            if obj is None or obj.type != ObjectType.BLOB:
+                raise StoreNotFound(f"no blob {sha} in the local SSOT")
+            return obj.data
+
+    def changed(self, old: str | None, new: str) -> list[Change]:
+        with self._repo() as repo:
+            new_tree = _commit(repo, new).tree
+            if old is None:
+                diff = new_tree.diff_to_tree(swap=True)
+            else:
+                diff = _commit(repo, old).tree.diff_to_tree(new_tree)
+            return [_change(delta) for delta in diff.deltas]
+
+    def commit(
+        self,
+        *,
+        parent: str | None,
+        writes: Mapping[str, bytes],
+        deletes: Iterable[str] = (),
+        message: str,
+        author: str,
+    ) -> str:
+        changes = _plan(writes, deletes)
+        try:
+            signature = pygit2.Signature(author, f"{author}@agentos.local")
+        except (ValueError, pygit2.GitError) as exc:
+            raise ValueError(f"invalid commit author {author!r}") from exc
+        with self._repo() as repo:
+            if _ref_target(repo, self.ref) != parent:
+                raise StoreConflict(f"branch {self.branch} is no longer at {parent}")
+            base = repo[parent] if parent else None
+            tree = _build_tree(repo, base.tree if base else None, changes) or repo.TreeBuilder().write()
+            if base is not None and tree == base.tree.id:
+                return str(base.id)
+            new = repo.create_commit(None, signature, signature, message, tree, [base.id] if base else [])
+            self._move_branch(repo, parent, new)
+            return str(new)
+
+    def _move_branch(self, repo: pygit2.Repository, parent: str | None, new: pygit2.Oid) -> None:
+        """Compare-and-swap the branch from `parent` to `new` under git's own ref lock."""
+        with repo.transaction() as txn:
+            self._lock(txn)
+            # Read under the lock: loose ref or packed-refs, the value no other writer can change now.
+            if _ref_target(repo, self.ref) != parent:
+                raise StoreConflict(f"branch {self.branch} moved while committing on {parent}")
+            # No reflog signature: pygit2 1.21 cannot pass one; libgit2 falls back to the repo identity.
+            txn.set_target(self.ref, new, message="agentos: commit")
+
+    def _lock(self, txn: ReferenceTransaction) -> None:
+        """Take `refs/heads/<branch>.lock` (exclusive create, as git does), waiting out other writers."""
+        lock_file = self.path / f"{self.ref}.lock"
+        deadline = time.monotonic() + LOCK_WAIT_SEC
+        delay = _LOCK_BACKOFF_SEC[0]
+        seen_locked = False
+        while True:
+            try:
+                txn.lock_ref(self.ref)
+                return
+            except (pygit2.GitError, OSError) as exc:
+                # pygit2 does not tell "locked" from other I/O errors; a writer's lock file on disk does.
+                seen_locked = seen_locked or lock_file.exists()
+                if time.monotonic() >= deadline:
+                    if seen_locked:
+                        raise StoreConflict(f"branch {self.branch} stayed locked by another writer") from exc
+                    raise StoreUnavailable(f"cannot lock {self.ref} in {self.path}: {exc}") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, _LOCK_BACKOFF_SEC[1])
+
+    @contextmanager
+    def _repo(self) -> Iterator[pygit2.Repository]:
+        """This thread's repository handle (pygit2 objects are not shared between threads).
+
+        Opening a repository costs more than reading a blob, so each thread keeps its handle; libgit2
+        re-reads refs from disk and rescans packs on a miss, so pushes by others stay visible.
+        """
+        with _errors(self.path):
+            repo = getattr(self._handles, "repo", None)
+            if repo is None:
+                repo = self._handles.repo = pygit2.Repository(str(self.path), RepositoryOpenFlag.NO_SEARCH)
+            yield repo
+
+
+@contextmanager
+def _errors(path: Path) -> Iterator[None]:
+    """Turn filesystem and libgit2 failures into StoreUnavailable with a message safe to show."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (pygit2.GitError, OSError) as exc:
+        raise StoreUnavailable(f"local SSOT at {path} is unavailable: {exc}") from exc
+
+
+def _ref_target(repo: pygit2.Repository, name: str) -> str | None:
+    ref = repo.references.get(name)
+    return None if ref is None else str(ref.resolve().target)
+
+
+def _commit(repo: pygit2.Repository, sha: str) -> pygit2.Commit:
+    obj = repo.get(sha) if _SHA.match(sha) else None
+    if obj is None or obj.type != ObjectType.COMMIT:
+        raise StoreNotFound(f"no commit {sha} in the local SSOT")
+    return obj
+
+
+def _walk(tree: pygit2.Tree, base: str) -> Iterator[Entry]:
+    for obj in tree:
+        if obj.type == ObjectType.TREE:
+            yield from _walk(obj, f"{base}{obj.name}/")
+        elif obj.type == ObjectType.BLOB:
+            yield Entry(path=f"{base}{obj.name}", sha=str(obj.id))
+
+
+def _change(delta: pygit2.DiffDelta) -> Change:
+    old = None if delta.status_char() == "A" else str(delta.old_file.id)
+    new = None if delta.status_char() == "D" else str(delta.new_file.id)
+    return Change(path=delta.new_file.path if new else delta.old_file.path, old_sha=old, new_sha=new)
+
+
+def _plan(writes: Mapping[str, bytes], deletes: Iterable[str]) -> _Tree:
+    """The writes (bytes) and deletions (None) as nested folders, after checking every path."""
+    plan: _Tree = {}
+    for path, data in [*writes.items(), *((path, None) for path in deletes)]:
+        parts = path.split("/")
+        if any(part in ("", ".", "..", ".git") or "\0" in part for part in parts):
+            raise ValueError(f"invalid SSOT path {path!r}")
+        folder = plan
+        for part in parts[:-1]:
+            sub = folder.setdefault(part, {})
+            if not isinstance(sub, dict):
+                raise ValueError(f"SSOT path {path!r} clashes with another write or delete")
+            folder = sub
+        if parts[-1] in folder:
+            raise ValueError(f"SSOT path {path!r} clashes with another write or delete")
+        folder[parts[-1]] = data
+    return plan
+
+
+def _build_tree(repo: pygit2.Repository, tree: pygit2.Tree | None, changes: _Tree) -> pygit2.Oid | None:
+    """Apply `changes` to `tree` in memory, reusing untouched sub-trees; None when the result is empty."""
+    builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+    for name, change in changes.items():
+        current = builder.get(name)
+        if isinstance(change, dict):
+            subtree = current if current is not None and current.type == ObjectType.TREE else None
+            oid = _build_tree(repo, subtree, change)
+            if oid is not None:
+                builder.insert(name, oid, FileMode.TREE)
+            elif current is not None and subtree is not None:
+                builder.remove(name)
+        elif change is not None:
+            builder.insert(name, repo.create_blob(change), FileMode.BLOB)
+        elif current is not None and current.type == ObjectType.BLOB:
+            builder.remove(name)
+    return builder.write() if len(builder) else None
