@@ -1,0 +1,519 @@
+"""The GitHub store: a branch of a GitHub repository, through PyGithub and the Git Data API (SPEC section 4).
+
+The only module that imports PyGithub. Reads list trees and read blobs (never the contents API), cached by
+SHA since git objects never change; the branch head is a conditional request, so an unchanged head costs a
+304. A commit is one tree, one commit and one fast-forward-only ref update (an empty repository first gets
+a one-file seed commit: GitHub's Git Data API cannot write to it). Rate limits are waited out as GitHub asks
+(`retry-after`, `x-ratelimit-reset`, else a minute, backing off) up to `max_rate_wait` seconds in all.
+
+PyGithub is blocking: async code must call the store through
+`asgiref.sync.sync_to_async(..., thread_sensitive=False)` or a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import requests
+from github import Auth, Github, GithubException, InputGitAuthor, InputGitTreeElement
+from github.GitCommit import GitCommit
+from github.GithubObject import CompletableGithubObject, NotSet
+from github.GitRef import GitRef
+from github.GitTree import GitTree
+from github.Requester import Requester
+
+from ssot.stores.base import (
+    Change,
+    Entry,
+    Store,
+    StoreConflict,
+    StoreNotFound,
+    StoreUnavailable,
+    git_blob_sha,
+)
+
+K = TypeVar("K")
+V = TypeVar("V")
+T = TypeVar("T")
+G = TypeVar("G", bound=CompletableGithubObject)
+
+SECONDARY_RATE_WAIT = 60.0  # GitHub: "otherwise, wait for at least one minute before retrying"
+BLOB_CACHE_BYTES = 32 * 1024 * 1024
+LISTING_CACHE_ENTRIES = 400_000
+COMMIT_CACHE_ENTRIES = 10_000
+POOL_SIZE = 32  # as many connections as asgiref's default executor has threads
+# The seed of an empty repository (see GitHubStore._seed) and its tree's SHA, hashed as git does.
+SEED_PATH = ".gitkeep"
+SEED_FILES = {SEED_PATH: git_blob_sha(b"")}
+_SEED_ENTRY = b"100644 " + SEED_PATH.encode() + b"\0" + bytes.fromhex(SEED_FILES[SEED_PATH])
+SEED_TREE = hashlib.sha1(b"tree %d\0" % len(_SEED_ENTRY) + _SEED_ENTRY, usedforsecurity=False).hexdigest()
+
+
+class _Cache(Generic[K, V]):
+    """A thread-safe LRU map bounded by the total weight of its values."""
+
+    def __init__(self, capacity: int, weigh: Callable[[V], int]) -> None:
+        self._capacity = capacity
+        self._weigh = weigh
+        self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._weight = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key: K, value: V) -> None:
+        weight = self._weigh(value)
+        if weight > self._capacity:
+            return
+        with self._lock:
+            if key in self._items:
+                self._weight -= self._items.pop(key)[1]
+            self._items[key] = (value, weight)
+            self._weight += weight
+            while self._weight > self._capacity:
+                self._weight -= self._items.popitem(last=False)[1][1]
+
+
+class _CountingToken(Auth.Token):
+    """Token authentication that counts the requests it signs: every HTTP request the store makes."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def authentication(self, headers: dict) -> None:
+        with self._lock:
+            self.calls += 1
+        super().authentication(headers)
+
+
+def _message(exc: GithubException) -> str:
+    data = exc.data
+    message = data.get("message") if isinstance(data, dict) else None
+    return str(message or exc.message or "no message")
+
+
+def _rate_limit_wait(exc: GithubException, attempt: int) -> float | None:
+    """Seconds GitHub asks us to wait before retrying, or None when `exc` is not a rate limit."""
+    if exc.status not in (403, 429):
+        return None
+    headers = {key.lower(): value for key, value in (exc.headers or {}).items()}
+    floor = float(2**attempt)  # repeated limits back off exponentially, as GitHub asks
+    if "retry-after" in headers:
+        try:
+            return max(float(headers["retry-after"]), floor)
+        except ValueError:
+            return max(SECONDARY_RATE_WAIT, floor)
+    if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
+        return max(float(headers["x-ratelimit-reset"]) - time.time(), floor)
+    if exc.status == 429 or Requester.isRateLimitError(_message(exc)):
+        return max(SECONDARY_RATE_WAIT, floor)
+    return None
+
+
+class GitHubStore(Store):
+    """A branch of a GitHub repository, read through trees and blobs and written by fast-forward commits."""
+
+    backend = "github"
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        repo: str,
+        branch: str = "main",
+        api_url: str = "https://api.github.com",
+        timeout: float = 10,
+        max_rate_wait: float = 60,
+    ) -> None:
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+            raise ValueError(f"the GitHub repository must read owner/name, not {repo!r}")
+        self.repo = repo
+        self.branch = branch
+        self.max_rate_wait = max_rate_wait
+        self._token = token
+        self._auth = _CountingToken(token)
+        # Lazy objects cost no request until used; PyGithub's own retries and request spacing are off because
+        # _call() honours GitHub's rate-limit answers itself and counts every request.
+        self._github = Github(
+            auth=self._auth,
+            base_url=api_url.rstrip("/"),
+            timeout=timeout,  # type: ignore[arg-type]  # requests takes a float
+            user_agent="agentos-control-plane",
+            retry=None,
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+            lazy=True,
+            api_version="2022-11-28",
+            pool_size=POOL_SIZE,
+        )
+        self._requester = self._github.requester
+        self._repo = self._github.get_repo(repo)
+        self._path = f"/repos/{repo}"
+        self._head_lock = threading.Lock()
+        self._head_etag: str | None = None
+        self._head_sha: str | None = None
+        self._blobs: _Cache[str, bytes] = _Cache(BLOB_CACHE_BYTES, len)
+        self._listings: _Cache[str, dict[str, str]] = _Cache(
+            LISTING_CACHE_ENTRIES, lambda files: len(files) + 1
+        )
+        self._commit_trees: _Cache[str, str] = _Cache(COMMIT_CACHE_ENTRIES, lambda _: 1)
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP requests this store has made (diagnostics and call-budget tests)."""
+        return self._auth.calls
+
+    # Reads
+
+    def head(self) -> str | None:
+        with self._head_lock:
+            headers = {"If-None-Match": self._head_etag} if self._head_etag else None
+            url = f"{self._path}/git/ref/heads/{quote(self.branch)}"
+            try:
+                response_headers, data = self._call(
+                    "reading the branch",
+                    lambda: self._requester.requestJsonAndCheck("GET", url, headers=headers),
+                )
+            except GithubException as exc:
+                self._head_etag = self._head_sha = None
+                if exc.status == 409:  # GitHub's answer while the repository has no commit at all
+                    return None
+                if exc.status == 404:
+                    self._check_repository()
+                    return None
+                raise self._failure("reading the branch", exc) from None
+            if data is not None:  # None: 304 Not Modified, the head we know is still the head
+                self._head_etag = response_headers.get("etag")
+                self._head_sha = data["object"]["sha"]
+            return self._head_sha
+
+    def list(self, commit: str, prefix: str = "") -> list[Entry]:
+        folder = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        files = self._files(commit)
+        return [Entry(path, sha) for path, sha in sorted(files.items()) if path.startswith(folder)]
+
+    def entry(self, commit: str, path: str) -> Entry | None:
+        path = path.strip("/")
+        sha = self._files(commit).get(path)
+        return None if sha is None else Entry(path, sha)
+
+    def read(self, sha: str) -> bytes:
+        data = self._blobs.get(sha)
+        if data is not None:
+            return data
+        action = f"reading blob {sha}"
+        try:
+            blob = self._call(action, lambda: self._repo.get_git_blob(sha).raw_data)
+        except GithubException as exc:
+            if exc.status in (404, 422):
+                raise StoreNotFound(f"no blob {sha} in {self.repo}") from None
+            raise self._failure(action, exc) from None
+        try:
+            content = blob["content"]
+            data = base64.b64decode(content) if blob.get("encoding") == "base64" else content.encode()
+        except (KeyError, TypeError, binascii.Error):
+            raise StoreUnavailable(f"GitHub sent a malformed blob {sha}") from None
+        self._blobs.put(sha, data)
+        return data
+
+    def changed(self, old: str | None, new: str) -> list[Change]:
+        after = self._files(new)
+        before = self._files(old) if old is not None else {}
+        return [
+            Change(path, before.get(path), after.get(path))
+            for path in sorted(before.keys() | after.keys())
+            if before.get(path) != after.get(path)
+        ]
+
+    # Writes
+
+    def commit(
+        self,
+        *,
+        parent: str | None,
+        writes: Mapping[str, bytes],
+        deletes: Iterable[str] = (),
+        message: str,
+        author: str,
+    ) -> str:
+        if not author.strip() or re.search(r"[<>\n]", author):
+            raise ValueError(f"invalid commit author {author!r}")
+        doomed = [path for path in dict.fromkeys(deletes) if path not in writes]
+        try:
+            if parent is None:
+                root = self._commit_root(writes, message, author)
+                if root is not None:
+                    self._remember(*root, {}, writes, [])
+                    return root[0]
+                # GitHub's Git Data API refuses every write while a repository has no commit at all: the
+                # contents API makes a first commit, the seed, which this first commit then replaces.
+                parent = self._seed()
+            base = self._tree_of(parent)
+            parent_files = SEED_FILES if base == SEED_TREE else self._cached_files(parent)
+            if base == SEED_TREE and SEED_PATH not in writes:
+                doomed.append(SEED_PATH)  # the seed goes with the first commit made on it
+            if doomed and parent_files is None:
+                # GitHub refuses to delete a missing path: deletions are checked against the parent.
+                parent_files = self._files(parent, missing=StoreConflict)
+            if parent_files is not None:
+                doomed = [path for path in doomed if path in parent_files]
+            sha, tree = self._commit_on(parent, base, writes, doomed, message, author)
+        except GithubException as exc:
+            raise self._failure("committing", exc) from None
+        self._remember(sha, tree, parent_files, writes, doomed)
+        return sha
+
+    def close(self) -> None:
+        self._github.close()
+
+    # Reading trees
+
+    def _cached_files(self, commit: str) -> dict[str, str] | None:
+        tree = self._commit_trees.get(commit)
+        return None if tree is None else self._listings.get(tree)
+
+    def _files(self, commit: str, *, missing: type[Exception] = StoreNotFound) -> dict[str, str]:
+        """Every file at `commit` (path -> blob SHA): one recursive tree request, none when cached."""
+        files = self._cached_files(commit)
+        if files is not None:
+            return files
+        data = self._tree(self._commit_trees.get(commit) or commit, recursive=True, missing=missing)
+        tree = data["sha"]
+        self._commit_trees.put(commit, tree)
+        files = self._walk(tree, "") if data.get("truncated") else self._blobs_of(data, "")
+        self._listings.put(tree, files)
+        return files
+
+    def _walk(self, tree: str, prefix: str) -> dict[str, str]:
+        """List a tree too large for one recursive answer: its own entries, then each sub-tree in turn."""
+        data = self._tree(tree, recursive=False)
+        files = self._blobs_of(data, prefix)
+        for item in data["tree"]:
+            if item["type"] != "tree":
+                continue
+            folder = f"{prefix}{item['path']}/"
+            sub = self._tree(item["sha"], recursive=True)
+            files.update(
+                self._walk(item["sha"], folder) if sub.get("truncated") else self._blobs_of(sub, folder)
+            )
+        return files
+
+    @staticmethod
+    def _blobs_of(data: dict[str, Any], prefix: str) -> dict[str, str]:
+        return {prefix + item["path"]: item["sha"] for item in data["tree"] if item["type"] == "blob"}
+
+    def _tree(self, sha: str, *, recursive: bool, missing: type[Exception] = StoreNotFound) -> dict[str, Any]:
+        action = f"reading tree {sha}"
+        try:
+            return self._call(action, lambda: self._repo.get_git_tree(sha, recursive=recursive).raw_data)
+        except GithubException as exc:
+            if exc.status in (404, 409, 422):
+                raise missing(f"no commit or tree {sha} in {self.repo}") from None
+            raise self._failure(action, exc) from None
+
+    def _tree_of(self, commit: str) -> str:
+        """The tree SHA of a commit: cached (commits never change), else one request."""
+        tree = self._commit_trees.get(commit)
+        if tree is None:
+            try:
+                data = self._call(
+                    f"reading commit {commit}", lambda: self._repo.get_git_commit(commit).raw_data
+                )
+            except GithubException as exc:
+                if exc.status in (404, 422):
+                    raise StoreConflict(f"the parent commit {commit} does not exist in {self.repo}") from None
+                raise
+            tree = data["tree"]["sha"]
+            self._commit_trees.put(commit, tree)
+        return tree
+
+    # Writing
+
+    def _commit_on(
+        self,
+        parent: str,
+        base: str,
+        writes: Mapping[str, bytes],
+        doomed: list[str],
+        message: str,
+        author: str,
+    ) -> tuple[str, str]:
+        """Commit on `parent` (whose tree is `base`) and fast-forward the branch: three requests."""
+        tree = self._new_tree(writes, doomed, base)
+        if tree == base:
+            # Nothing changes: like the local store, answer the parent, provided it is still the head.
+            if self.head() != parent:
+                raise StoreConflict(f"{self.branch} is no longer at {parent}")
+            return parent, tree
+        sha = self._new_commit([parent], tree, message, author)
+        self._move_branch(sha)
+        return sha, tree
+
+    def _commit_root(self, writes: Mapping[str, bytes], message: str, author: str) -> tuple[str, str] | None:
+        """Commit without a parent and create the branch; None when the repository has no commit at all."""
+        try:
+            tree = self._new_tree(writes, [], None)
+        except GithubException as exc:
+            if exc.status == 409:  # "Git Repository is empty."
+                return None
+            raise
+        sha = self._new_commit([], tree, message, author)
+        self._create_branch(sha)
+        return sha, tree
+
+    def _new_tree(self, writes: Mapping[str, bytes], doomed: list[str], base: str | None) -> str:
+        """Create the tree of `base` with these changes: one request, plus one per binary file."""
+        elements = [self._element(path, data) for path, data in writes.items()]
+        elements += [InputGitTreeElement(path, "100644", "blob", sha=None) for path in doomed]
+        base_tree = self._lazy(GitTree, "trees", base) if base is not None else NotSet
+        return self._call("creating the tree", lambda: self._repo.create_git_tree(elements, base_tree)).sha
+
+    def _new_commit(self, parents: list[str], tree: str, message: str, author: str) -> str:
+        signature = InputGitAuthor(author, f"{author}@agentos.local")  # as the local store signs
+        commit = self._call(
+            "creating the commit",
+            lambda: self._repo.create_git_commit(
+                message,
+                self._lazy(GitTree, "trees", tree),
+                [self._lazy(GitCommit, "commits", sha) for sha in parents],
+                author=signature,
+            ),
+        )
+        return commit.sha
+
+    def _element(self, path: str, data: bytes) -> InputGitTreeElement:
+        """A tree entry with its content inline; binary content goes up as a blob first."""
+        try:
+            return InputGitTreeElement(path, "100644", "blob", content=data.decode("utf-8"))
+        except UnicodeDecodeError:
+            encoded = base64.b64encode(data).decode()
+            blob = self._call(f"uploading {path}", lambda: self._repo.create_git_blob(encoded, "base64"))
+            return InputGitTreeElement(path, "100644", "blob", sha=blob.sha)
+
+    def _move_branch(self, sha: str) -> None:
+        """Fast-forward the branch to `sha`, a child of the expected head.
+
+        GitHub offers no compare-and-swap on refs: a fast-forward-only update refuses every commit made
+        since the parent; only a force-push rewinding the branch behind the parent would slip through.
+        """
+        ref = self._lazy(GitRef, "refs/heads", self.branch)
+        try:
+            self._call("moving the branch", lambda: ref.edit(sha, force=False))
+        except GithubException as exc:
+            if exc.status in (409, 422):
+                raise StoreConflict(f"{self.branch} moved: {_message(exc)}") from None
+            raise
+
+    def _create_branch(self, sha: str) -> None:
+        try:
+            self._call(
+                "creating the branch", lambda: self._repo.create_git_ref(f"refs/heads/{self.branch}", sha)
+            )
+        except GithubException as exc:
+            if exc.status in (409, 422):
+                raise StoreConflict(f"{self.branch} already exists: {_message(exc)}") from None
+            raise
+
+    def _seed(self) -> str:
+        """Make the first commit of an empty repository through the contents API: one empty SEED_PATH."""
+        try:
+            result = self._call(
+                "initialising the repository",
+                lambda: self._repo.create_file(SEED_PATH, "Initialise the SSOT", "", branch=self.branch),
+            )
+        except GithubException as exc:
+            if exc.status in (409, 422):
+                raise StoreConflict(f"{self.repo} was initialised meanwhile: {_message(exc)}") from None
+            raise
+        seed = result["commit"]
+        self._commit_trees.put(seed.sha, seed.raw_data["tree"]["sha"])
+        return seed.sha
+
+    def _remember(
+        self,
+        sha: str,
+        tree: str,
+        parent_files: dict[str, str] | None,
+        writes: Mapping[str, bytes],
+        doomed: list[str],
+    ) -> None:
+        """Cache what a commit made, so reading it back costs no request."""
+        self._commit_trees.put(sha, tree)
+        for data in writes.values():
+            self._blobs.put(git_blob_sha(data), data)
+        if parent_files is not None:
+            files = {path: blob for path, blob in parent_files.items() if path not in doomed}
+            files.update((path, git_blob_sha(data)) for path, data in writes.items())
+            self._listings.put(tree, files)
+
+    # Plumbing
+
+    def _lazy(self, cls: type[G], kind: str, name: str) -> G:
+        """A PyGithub object known by name only: using it as an argument costs no request."""
+        url = f"{self._path}/git/{kind}/{quote(name)}"
+        attributes = {"sha": name} if kind in ("trees", "commits") else {}
+        return cls(self._requester, attributes=attributes, completed=False, url=url)
+
+    def _call(self, action: str, request: Callable[[], T]) -> T:
+        """Run one API request, waiting out rate limits up to max_rate_wait; other GitHub errors propagate."""
+        waited, attempt = 0.0, 0
+        while True:
+            try:
+                return request()
+            except GithubException as exc:
+                wait = _rate_limit_wait(exc, attempt)
+                if wait is None:
+                    raise
+                if waited + wait > self.max_rate_wait:
+                    until = datetime.now(UTC) + timedelta(seconds=wait)
+                    raise StoreUnavailable(
+                        f"GitHub rate limited {action} until {until:%Y-%m-%d %H:%M:%S} UTC"
+                    ) from None
+                time.sleep(wait)
+                waited, attempt = waited + wait, attempt + 1
+            except requests.RequestException as exc:
+                raise StoreUnavailable(self._scrub(f"GitHub unreachable while {action}: {exc}")) from None
+            except json.JSONDecodeError:
+                raise StoreUnavailable(f"GitHub sent a malformed answer while {action}") from None
+
+    def _check_repository(self) -> None:
+        """Tell "no such branch" from "no such repository" (GitHub answers 404 to both)."""
+        try:
+            self._call(
+                "reading the repository", lambda: self._requester.requestJsonAndCheck("GET", self._path)
+            )
+        except GithubException as exc:
+            if exc.status == 404:
+                raise StoreUnavailable(
+                    f"GitHub repository {self.repo} not found, or the token cannot read it"
+                ) from None
+            raise self._failure("reading the repository", exc) from None
+
+    def _failure(self, action: str, exc: GithubException) -> StoreUnavailable:
+        if exc.status == 401:
+            return StoreUnavailable(
+                self._scrub(f"GitHub rejected the token while {action} ({_message(exc)})")
+            )
+        return StoreUnavailable(self._scrub(f"GitHub answered {exc.status} while {action}: {_message(exc)}"))
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "[token]") if self._token else text

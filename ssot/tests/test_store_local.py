@@ -1,0 +1,497 @@
+"""The local store against plain git: clones, pushes, races, ref locks and the post-receive hook."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from ssot.stores.base import StoreConflict, StoreUnavailable, git_blob_sha
+from ssot.stores.hook import install_post_receive_hook
+from ssot.stores.local import LOCK_WAIT_SEC, LocalStore
+
+ZERO = "0" * 40
+SECRETS = "s3cret,previous-secret"
+NOTE = "agentos: control plane not reachable; the poll will catch up"
+
+
+def git_env(**extra: str) -> dict[str, str]:
+    """The environment of a pusher with no personal git configuration."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    env.pop("SSOT_HOOK_URL", None)
+    env.update(
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_COUNT="1",
+        GIT_CONFIG_KEY_0="init.defaultBranch",
+        GIT_CONFIG_VALUE_0="main",
+        GIT_AUTHOR_NAME="executor",
+        GIT_AUTHOR_EMAIL="executor@agents.test",
+        GIT_COMMITTER_NAME="executor",
+        GIT_COMMITTER_EMAIL="executor@agents.test",
+        GIT_TERMINAL_PROMPT="0",
+    )
+    env.update(extra)
+    return env
+
+
+def git(cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, env=env or git_env(), capture_output=True, text=True, timeout=60
+    )
+    if check and result.returncode:
+        raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
+    return result.stdout.strip()
+
+
+def push(work: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "push", "origin", "HEAD:refs/heads/main"],
+        cwd=work,
+        env=env or git_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def clone(store: LocalStore, tmp_path: Path, name: str = "work") -> Path:
+    git(tmp_path, "clone", "--quiet", str(store.path), name)
+    work = tmp_path / name
+    git(work, "checkout", "--quiet", "-B", "main")
+    return work
+
+
+def git_commit(
+    work: Path, message: str, writes: dict[str, str] | None = None, deletes: tuple[str, ...] = ()
+) -> str:
+    for path, text in (writes or {}).items():
+        (work / path).parent.mkdir(parents=True, exist_ok=True)
+        (work / path).write_text(text)
+    if deletes:
+        git(work, "rm", "--quiet", *deletes)
+    git(work, "add", "--all")
+    git(work, "commit", "--quiet", "-m", message)
+    return git(work, "rev-parse", "HEAD")
+
+
+def store_commit(
+    store: LocalStore, parent: str | None, writes: dict[str, bytes], deletes: tuple[str, ...] = ()
+) -> str:
+    return store.commit(
+        parent=parent, writes=writes, deletes=deletes, message="control plane", author="admin"
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    """A fresh bare repository; overrides the root conftest's settings-bound store, as no Django is needed."""
+    return LocalStore.create(tmp_path / "ssot.git")
+
+
+def test_create_is_idempotent_and_points_head_at_the_branch(tmp_path: Path) -> None:
+    first = LocalStore.create(tmp_path / "deep" / "ssot.git", branch="ssot")
+    head = store_commit(first, None, {"tasks/T-1.json": b"{}"})
+
+    again = LocalStore.create(tmp_path / "deep" / "ssot.git", branch="ssot")
+
+    assert again.head() == head
+    assert git(first.path, "symbolic-ref", "HEAD") == "refs/heads/ssot"
+    assert git(first.path, "rev-parse", "--is-bare-repository") == "true"
+
+
+def test_create_refuses_a_folder_that_is_not_a_repository(tmp_path: Path) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("x")
+
+    with pytest.raises(StoreUnavailable, match="notes is unavailable"):
+        LocalStore.create(tmp_path / "notes")
+
+
+def test_a_missing_repository_is_unavailable_with_its_path(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable, match=r"local SSOT at .*missing\.git is unavailable"):
+        LocalStore(tmp_path / "missing.git").head()
+
+
+def test_commit_rejects_paths_that_leave_their_folder(store: LocalStore) -> None:
+    for path in ("../escape.json", "/tasks/T-1.json", "tasks//T-1.json", "tasks/.git/config", "tasks/"):
+        with pytest.raises(ValueError, match="invalid SSOT path"):
+            store_commit(store, None, {path: b"{}"})
+    with pytest.raises(ValueError, match="clashes with another write or delete"):
+        store_commit(store, None, {"tasks/T-1.json": b"{}"}, deletes=("tasks/T-1.json",))
+    assert store.head() is None
+
+
+def test_a_commit_that_changes_nothing_returns_its_parent(store: LocalStore) -> None:
+    head = store_commit(store, None, {"tasks/T-1.json": b"{}"})
+
+    assert store_commit(store, head, {"tasks/T-1.json": b"{}"}, deletes=("tasks/none.json",)) == head
+    assert git(store.path, "rev-list", "--count", "main") == "1"
+
+
+def test_commits_carry_the_author_and_message(store: LocalStore) -> None:
+    head = store.commit(parent=None, writes={"tasks/T-1.json": b"{}"}, message="approve T-1", author="alice")
+
+    logged = git(store.path, "log", "-1", "--format=%an <%ae>|%cn|%s", head)
+    assert logged == "alice <alice@agentos.local>|alice|approve T-1"
+
+
+def test_a_clone_sees_store_commits_and_git_finds_the_repository_sound(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    first = store_commit(
+        store, None, {"tasks/T-1.json": b'{"status": "new"}', "audit/2026/11/21.jsonl": b"a\n"}
+    )
+    store_commit(
+        store, first, {"tasks/T-1.json": b'{"status": "approved"}'}, deletes=("audit/2026/11/21.jsonl",)
+    )
+
+    work = clone(store, tmp_path)
+
+    assert (work / "tasks" / "T-1.json").read_text() == '{"status": "approved"}'
+    assert not (work / "audit").exists()
+    git(store.path, "fsck", "--strict", "--no-dangling")
+
+
+def test_a_git_push_moves_the_head_the_store_sees(store: LocalStore, tmp_path: Path) -> None:
+    work = clone(store, tmp_path)
+    pushed = git_commit(work, "executor: T-1 done", {"tasks/T-1.json": '{"status": "done"}'})
+
+    assert push(work).returncode == 0
+
+    assert store.head() == pushed
+    assert store.entry(pushed, "tasks/T-1.json").sha == git_blob_sha(b'{"status": "done"}')
+
+
+def test_a_store_commit_on_a_head_that_a_push_moved_conflicts(store: LocalStore, tmp_path: Path) -> None:
+    base = store_commit(store, None, {"tasks/T-1.json": b"v1"})
+    work = clone(store, tmp_path)
+    pushed = git_commit(work, "agent edit", {"tasks/T-1.json": "agent"})
+    assert push(work).returncode == 0
+
+    with pytest.raises(StoreConflict):
+        store_commit(store, base, {"tasks/T-1.json": b"admin"})
+
+    assert store.head() == pushed
+    ours = store_commit(store, store.head(), {"tasks/T-1.json": b"admin"})
+    assert git(store.path, "rev-list", "--count", ours) == "3"
+
+
+def test_a_push_on_a_head_that_the_store_moved_is_rejected_until_rebased(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    base = store_commit(store, None, {"tasks/T-1.json": b"v1"})
+    work = clone(store, tmp_path)
+    git_commit(work, "agent message", {"messages/m-T-1-1.json": "{}"})
+    ours = store_commit(store, base, {"tasks/T-1.json": b"admin"})
+
+    rejected = push(work)
+    assert rejected.returncode != 0
+    assert store.head() == ours
+
+    git(work, "pull", "--quiet", "--rebase", "origin", "main")
+    assert push(work).returncode == 0
+    assert {entry.path for entry in store.list(store.head())} == {"tasks/T-1.json", "messages/m-T-1-1.json"}
+    assert git(store.path, "rev-list", "--count", "main") == "3"
+
+
+def test_a_held_ref_lock_makes_the_commit_wait_then_conflict(store: LocalStore) -> None:
+    head = store_commit(store, None, {"tasks/T-1.json": b"v1"})
+    lock = store.path / "refs" / "heads" / "main.lock"
+    lock.write_text("")  # what git receive-pack holds while it updates the branch
+
+    started = time.monotonic()
+    with pytest.raises(StoreConflict, match="stayed locked by another writer"):
+        store_commit(store, head, {"tasks/T-1.json": b"v2"})
+
+    assert LOCK_WAIT_SEC <= time.monotonic() - started < LOCK_WAIT_SEC + 2
+    assert lock.exists()
+    assert store.head() == head
+
+
+def test_a_briefly_held_ref_lock_only_delays_the_commit(store: LocalStore) -> None:
+    head = store_commit(store, None, {"tasks/T-1.json": b"v1"})
+    lock = store.path / "refs" / "heads" / "main.lock"
+    lock.write_text("")
+    release = threading.Timer(0.3, lock.unlink)
+    release.start()
+
+    new = store_commit(store, head, {"tasks/T-1.json": b"v2"})
+
+    release.join()
+    assert store.head() == new != head
+
+
+def test_a_packed_branch_is_read_and_moved_by_compare_and_swap(store: LocalStore) -> None:
+    first = store_commit(store, None, {"tasks/T-1.json": b"v1"})
+    second = store_commit(store, first, {"tasks/T-1.json": b"v2"})
+    git(store.path, "pack-refs", "--all")
+    assert not (store.path / "refs" / "heads" / "main").exists()
+
+    assert store.head() == second
+    with pytest.raises(StoreConflict):
+        store_commit(store, first, {"tasks/T-1.json": b"stale"})
+    third = store_commit(store, second, {"tasks/T-1.json": b"v3"})
+
+    assert git(store.path, "rev-parse", "main") == third
+
+
+def test_racing_pushes_and_store_commits_lose_nothing(store: LocalStore, tmp_path: Path) -> None:
+    store_commit(store, None, {"seed.txt": b"0"})
+    work = clone(store, tmp_path)
+    rounds = 8
+    start = threading.Barrier(2)
+
+    def by_store() -> None:
+        start.wait()
+        for n in range(rounds):
+            for _ in range(200):
+                try:
+                    store_commit(store, store.head(), {f"store/{n}.txt": b"%d" % n})
+                    break
+                except StoreConflict:
+                    continue
+            time.sleep(0.02)
+
+    def by_git() -> None:
+        start.wait()
+        for n in range(rounds):
+            git_commit(work, f"agent {n}", {f"agent/{n}.txt": str(n)})
+            for _ in range(50):
+                if push(work).returncode == 0:
+                    break
+                git(work, "pull", "--quiet", "--rebase", "origin", "main")
+
+    with ThreadPoolExecutor(2) as pool:
+        for future in [pool.submit(by_store), pool.submit(by_git)]:
+            future.result()
+
+    expected = {
+        "seed.txt",
+        *(f"store/{n}.txt" for n in range(rounds)),
+        *(f"agent/{n}.txt" for n in range(rounds)),
+    }
+    assert {entry.path for entry in store.list(store.head())} == expected
+    assert git(store.path, "rev-list", "--count", "main") == str(1 + 2 * rounds)
+    git(store.path, "fsck", "--strict", "--no-dangling")
+
+
+@dataclass
+class Receiver:
+    """A loopback HTTP server standing in for the control plane's webhook endpoint."""
+
+    url: str
+    deliveries: list[tuple[Message, bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    deliveries: list[tuple[Message, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            deliveries.append((self.headers, body))
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield Receiver(url=f"http://127.0.0.1:{server.server_port}/webhooks/github", deliveries=deliveries)
+    server.shutdown()
+    server.server_close()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/webhooks/github"
+
+
+def install(store: LocalStore, tmp_path: Path, url: str) -> None:
+    secret_file = tmp_path / "webhook_secret"
+    secret_file.write_text(SECRETS + "\n")
+    install_post_receive_hook(
+        store.path,
+        python=sys.executable,
+        hook_url=url,
+        secret_file=secret_file,
+        repo_full_name="agentos/ssot",
+        branch="main",
+    )
+
+
+def signed_by_first_secret(headers: Message, body: bytes) -> bool:
+    expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(headers["X-Hub-Signature-256"], expected)
+
+
+def test_the_hook_sends_one_signed_push_delivery_per_push(
+    store: LocalStore, tmp_path: Path, receiver: Receiver
+) -> None:
+    before = store_commit(
+        store, None, {"tasks/T-1.json": b"{}", "tasks/T-2.json": b"{}", "messages/m-T-1-1.json": b"{}"}
+    )
+    install(store, tmp_path, receiver.url)
+    work = clone(store, tmp_path)
+    git_commit(work, "first", {"tasks/T-3.json": "{}", "tasks/T-1.json": '{"status": "done"}'})
+    git_commit(work, "second", {"audit/2026/11/21.jsonl": "a\n"}, deletes=("tasks/T-2.json",))
+    after = git_commit(
+        work, "third", {"audit/2026/11/21.jsonl": "a\nb\n"}, deletes=("messages/m-T-1-1.json",)
+    )
+
+    assert push(work).returncode == 0
+
+    assert len(receiver.deliveries) == 1
+    headers, body = receiver.deliveries[0]
+    assert signed_by_first_secret(headers, body)
+    assert headers["X-GitHub-Event"] == "push"
+    assert headers["User-Agent"] == "agentos-post-receive"
+    assert headers["Content-Type"] == "application/json"
+    assert len(headers["X-GitHub-Delivery"]) == 36
+    event = json.loads(body)
+    assert (event["ref"], event["before"], event["after"]) == ("refs/heads/main", before, after)
+    assert (event["created"], event["deleted"], event["forced"]) == (False, False, False)
+    assert event["repository"] == {"full_name": "agentos/ssot", "name": "ssot", "default_branch": "main"}
+    assert event["pusher"]["name"]
+    pushed = git(work, "rev-list", "--reverse", f"{before}..{after}").split()
+    assert [commit["id"] for commit in event["commits"]] == pushed
+    assert [
+        (commit["message"].strip(), commit["added"], commit["modified"], commit["removed"])
+        for commit in event["commits"]
+    ] == [
+        ("first", ["tasks/T-3.json"], ["tasks/T-1.json"], []),
+        ("second", ["audit/2026/11/21.jsonl"], [], ["tasks/T-2.json"]),
+        ("third", [], ["audit/2026/11/21.jsonl"], ["messages/m-T-1-1.json"]),
+    ]
+    assert event["commits"][0]["author"] == {"name": "executor", "email": "executor@agents.test"}
+    assert datetime.fromisoformat(event["commits"][0]["timestamp"]).tzinfo is not None
+    assert event["head_commit"] == event["commits"][-1]
+
+
+def test_the_first_push_into_an_empty_repository_is_a_created_ref(
+    store: LocalStore, tmp_path: Path, receiver: Receiver
+) -> None:
+    install(store, tmp_path, receiver.url)
+    work = clone(store, tmp_path)
+    after = git_commit(work, "seed", {"tasks/T-1.json": "{}"})
+
+    assert push(work).returncode == 0
+
+    event = json.loads(receiver.deliveries[0][1])
+    assert (event["before"], event["after"], event["created"], event["forced"]) == (ZERO, after, True, False)
+    assert [(commit["id"], commit["added"]) for commit in event["commits"]] == [(after, ["tasks/T-1.json"])]
+
+
+def test_a_push_of_more_than_2048_commits_sends_no_commit_list(
+    store: LocalStore, tmp_path: Path, receiver: Receiver
+) -> None:
+    before = store_commit(store, None, {"seed.txt": b"0"})
+    install(store, tmp_path, receiver.url)
+    work = clone(store, tmp_path)
+    stream = []
+    for n in range(2049):
+        message, content = f"bulk {n}".encode(), f"{n}\n".encode()
+        stream.append(b"commit refs/heads/main\ncommitter bulk <bulk@agents.test> 1763700000 +0000\n")
+        stream.append(b"data %d\n%s\n" % (len(message), message))
+        if n == 0:
+            stream.append(f"from {before}\n".encode())
+        stream.append(b"M 100644 inline bulk/%d.txt\ndata %d\n%s\n" % (n, len(content), content))
+    subprocess.run(
+        ["git", "fast-import", "--quiet"], cwd=work, env=git_env(), input=b"".join(stream), check=True
+    )
+    git(work, "reset", "--quiet", "--hard", "main")
+
+    assert push(work).returncode == 0
+
+    event = json.loads(receiver.deliveries[0][1])
+    assert (event["size"], event["commits"]) == (2049, [])
+    assert event["head_commit"]["id"] == event["after"] == git(work, "rev-parse", "HEAD")
+    assert event["head_commit"]["added"] == ["bulk/2048.txt"]
+
+
+def test_a_push_succeeds_quickly_while_the_control_plane_is_down(store: LocalStore, tmp_path: Path) -> None:
+    install(store, tmp_path, closed_port_url())
+    work = clone(store, tmp_path)
+    pushed = git_commit(work, "seed", {"tasks/T-1.json": "{}"})
+
+    started = time.monotonic()
+    result = push(work)
+
+    assert time.monotonic() - started < 5
+    assert result.returncode == 0
+    assert NOTE in result.stderr
+    assert store.head() == pushed
+
+
+def test_a_silent_control_plane_does_not_hold_the_push(store: LocalStore, tmp_path: Path) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepts connections at the kernel level, never answers
+        install(store, tmp_path, f"http://127.0.0.1:{silent.getsockname()[1]}/webhooks/github")
+        work = clone(store, tmp_path)
+        git_commit(work, "seed", {"tasks/T-1.json": "{}"})
+
+        started = time.monotonic()
+        result = push(work)
+
+        assert time.monotonic() - started < 5
+    assert result.returncode == 0
+    assert NOTE in result.stderr
+
+
+def test_the_pushers_ssot_hook_url_overrides_the_installed_one(
+    store: LocalStore, tmp_path: Path, receiver: Receiver
+) -> None:
+    install(store, tmp_path, closed_port_url())
+    work = clone(store, tmp_path)
+    after = git_commit(work, "seed", {"tasks/T-1.json": "{}"})
+
+    result = push(work, env=git_env(SSOT_HOOK_URL=receiver.url))
+
+    assert NOTE not in result.stderr
+    assert [json.loads(body)["after"] for _, body in receiver.deliveries] == [after]
+
+
+def test_the_hook_settings_hold_no_secret(store: LocalStore, tmp_path: Path) -> None:
+    install(store, tmp_path, "http://127.0.0.1:8000/webhooks/github")
+
+    hook = store.path / "hooks" / "post-receive"
+    settings = (store.path / "hooks" / "agentos-hook.json").read_text()
+    assert os.access(hook, os.X_OK)
+    assert hook.read_text().startswith(f"#!{sys.executable}\n")
+    assert "s3cret" not in settings + hook.read_text()
+    assert json.loads(settings)["secret_file"] == str(tmp_path / "webhook_secret")
+
+
+def test_the_hook_install_explains_bad_arguments(store: LocalStore, tmp_path: Path) -> None:
+    arguments = {"secret_file": tmp_path / "s", "repo_full_name": "agentos/ssot", "branch": "main"}
+    with pytest.raises(ValueError, match="absolute path without spaces"):
+        install_post_receive_hook(store.path, python="python3", hook_url="http://x", **arguments)
+    with pytest.raises(ValueError, match="must be http"):
+        install_post_receive_hook(
+            store.path, python=sys.executable, hook_url="file:///etc/passwd", **arguments
+        )
+    with pytest.raises(FileNotFoundError, match="not a bare git repository"):
+        install_post_receive_hook(tmp_path / "nope", python=sys.executable, hook_url="http://x", **arguments)
