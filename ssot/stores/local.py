@@ -50,7 +50,10 @@ class LocalStore(Store):
             if path.exists() and any(path.iterdir()):
                 pygit2.Repository(str(path), RepositoryOpenFlag.NO_SEARCH)
             else:
-                pygit2.init_repository(str(path), bare=True, initial_head=branch)
+                repo = pygit2.init_repository(str(path), bare=True, initial_head=branch)
+                # The SSOT's history is the record: pushes may add to it, never rewrite or delete it.
+                repo.config["receive.denyNonFastForwards"] = True
+                repo.config["receive.denyDeletes"] = True
         return cls(path, branch)
 
     def head(self) -> str | None:
@@ -157,11 +160,18 @@ class LocalStore(Store):
         Opening a repository costs more than reading a blob, so each thread keeps its handle; libgit2
         re-reads refs from disk and rescans packs on a miss, so pushes by others stay visible.
         """
-        with _errors(self.path):
-            repo = getattr(self._handles, "repo", None)
-            if repo is None:
-                repo = self._handles.repo = pygit2.Repository(str(self.path), RepositoryOpenFlag.NO_SEARCH)
-            yield repo
+        try:
+            with _errors(self.path):
+                repo = getattr(self._handles, "repo", None)
+                if repo is None:
+                    repo = self._handles.repo = pygit2.Repository(
+                        str(self.path), RepositoryOpenFlag.NO_SEARCH
+                    )
+                yield repo
+        except StoreUnavailable:
+            # A repository that failed may have been moved or re-created: open it afresh next time.
+            self._handles.repo = None
+            raise
 
 
 @contextmanager

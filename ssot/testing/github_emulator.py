@@ -32,9 +32,10 @@ RATE_LIMIT = 5000
 SHA_RE = re.compile(r"[0-9a-f]{40}")
 BLOB_MODES = {"100644": pygit2.enums.FileMode.BLOB, "100755": pygit2.enums.FileMode.BLOB_EXECUTABLE}
 
-# (method, route template, handler method); `{ref}` and `{path}` may span several path segments.
+# (method, route template, handler method); `{ref}`, `{path}` and `{branch}` may span several segments.
 ROUTES = [
     ("GET", "/repos/{owner}/{repo}", "get_repo"),
+    ("GET", "/repos/{owner}/{repo}/branches/{branch}", "get_branch"),
     ("GET", "/repos/{owner}/{repo}/git/ref/{ref}", "get_ref"),
     ("GET", "/repos/{owner}/{repo}/git/refs/{ref}", "get_ref"),
     ("POST", "/repos/{owner}/{repo}/git/refs", "create_ref"),
@@ -51,7 +52,7 @@ ROUTES = [
 
 def _route_pattern(template: str) -> re.Pattern[str]:
     pattern = re.escape(template)
-    for name in ("ref", "path"):
+    for name in ("ref", "path", "branch"):
         pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>.+)")
     return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", pattern) + "$")
 
@@ -473,6 +474,43 @@ class GitHubEmulator:
             "html_url": f"https://github.com/{self.owner}/{self.name}",
             "url": self._api,
             "default_branch": self.default_branch,
+        }
+
+    def _get_branch(self, params: dict[str, str], query: Any, body: Any) -> tuple[int, dict[str, Any]]:
+        """GET a branch: its head commit in the REST commit shape (which carries the tree SHA)."""
+        name = params["branch"]
+        ref = self.git.references.get(f"refs/heads/{name}")
+        if ref is None:
+            raise ApiError(404, "Branch not found")
+        commit = self.git[ref.target]
+        html = f"https://github.com/{self.owner}/{self.name}"
+        git_commit = {
+            key: value
+            for key, value in self._commit_json(commit).items()
+            if key in ("author", "committer", "message", "tree", "url", "verification")
+        }
+        return 200, {
+            "name": name,
+            "commit": {
+                "sha": str(commit.id),
+                "commit": {**git_commit, "comment_count": 0},
+                "url": f"{self._api}/commits/{commit.id}",
+                "html_url": f"{html}/commit/{commit.id}",
+                "comments_url": f"{self._api}/commits/{commit.id}/comments",
+                "author": None,
+                "committer": None,
+                "parents": [
+                    {"sha": str(p), "url": f"{self._api}/commits/{p}", "html_url": f"{html}/commit/{p}"}
+                    for p in commit.parent_ids
+                ],
+            },
+            "_links": {"self": f"{self._api}/branches/{name}", "html": f"{html}/tree/{name}"},
+            "protected": False,
+            "protection": {
+                "enabled": False,
+                "required_status_checks": {"enforcement_level": "off", "contexts": [], "checks": []},
+            },
+            "protection_url": f"{self._api}/branches/{name}/protection",
         }
 
     def _get_ref(self, params: dict[str, str], query: Any, body: Any) -> tuple[int, dict[str, Any]]:

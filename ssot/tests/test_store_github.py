@@ -21,7 +21,7 @@ from ssot.testing.github_fixture import github_emulator, github_store, make_gith
 
 TREES = "GET /repos/{owner}/{repo}/git/trees/{sha}"
 BLOBS = "GET /repos/{owner}/{repo}/git/blobs/{sha}"
-REF = "GET /repos/{owner}/{repo}/git/ref/{ref}"
+REF = "GET /repos/{owner}/{repo}/branches/{branch}"
 COMMIT_REQUESTS = {
     "POST /repos/{owner}/{repo}/git/trees": 1,
     "POST /repos/{owner}/{repo}/git/commits": 1,
@@ -409,6 +409,42 @@ def test_emulator_errors_have_githubs_status_codes_and_messages(emulator: GitHub
     assert api("GET", f"/git/blobs/{'0' * 40}").status_code == 404
 
 
+def test_emulator_branch_answers_with_the_head_commit_and_its_tree(emulator: GitHubEmulator) -> None:
+    api = Client(emulator)
+    assert (api("GET", "/branches/main").status_code, api("GET", "/branches/main").json()["message"]) == (
+        404,
+        "Branch not found",
+    )
+    head = emulator.push(tasks(1))
+    branch = api("GET", "/branches/main")
+    body = branch.json()
+    assert branch.status_code == 200
+    assert (body["name"], body["commit"]["sha"]) == ("main", head)
+    tree = body["commit"]["commit"]["tree"]["sha"]
+    assert api("GET", f"/git/commits/{head}").json()["tree"]["sha"] == tree
+    assert {"_links", "protected", "protection_url"} <= set(body)
+    again = api("GET", "/branches/main", headers={"If-None-Match": branch.headers["ETag"]})
+    assert again.status_code == 304
+
+
+def test_a_decision_sized_commit_on_a_cold_store_costs_five_calls(emulator: GitHubEmulator) -> None:
+    files = tasks(3)
+    emulator.push(files)
+    store = github_store(emulator)
+    emulator.reset_counts()
+    head = store.head()
+    # The write path knows the task's blob SHA from its ledger: one blob read, no tree lookup.
+    store.read(git_blob_sha(files["tasks/T-1.json"]))
+    store.commit(
+        parent=head,
+        writes={"tasks/T-1.json": b"{}\n", "audit/2026/11/21.jsonl": b"{}\n"},
+        message="decision",
+        author="alice",
+    )
+    assert emulator.total_requests() == 5
+    assert "GET /repos/{owner}/{repo}/git/commits/{sha}" not in emulator.requests
+
+
 def test_emulator_refs_answer_with_an_etag_and_304(emulator: GitHubEmulator) -> None:
     head = emulator.push(tasks(1))
     api = Client(emulator)
@@ -512,7 +548,7 @@ def test_emulator_injects_rate_limits_and_counts_routes(emulator: GitHubEmulator
     emulator.rate_limit_next(1, kind="primary", retry_after=60)
     emulator.reset_counts()
 
-    secondary = api("GET", "/git/ref/heads/main")
+    secondary = api("GET", "/branches/main")
     primary = api("GET", f"/git/trees/{head}")
     served = api("GET", f"/git/trees/{head}")
 

@@ -495,3 +495,29 @@ def test_the_hook_install_explains_bad_arguments(store: LocalStore, tmp_path: Pa
         )
     with pytest.raises(FileNotFoundError, match="not a bare git repository"):
         install_post_receive_hook(tmp_path / "nope", python=sys.executable, hook_url="http://x", **arguments)
+
+
+def test_a_new_ssot_refuses_force_pushes_and_branch_deletion(tmp_path: Path) -> None:
+    store = LocalStore.create(tmp_path / "ssot.git")
+    store.commit(parent=None, writes={"a.txt": b"1"}, message="first", author="coordinator")
+    work = clone(store, tmp_path)
+    git(work, "commit", "--quiet", "--amend", "-m", "rewritten")
+    forced = subprocess.run(
+        ["git", "push", "--force", "origin", "HEAD:main"],
+        cwd=work,
+        env=git_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    deleted = subprocess.run(
+        ["git", "push", "origin", ":main"],
+        cwd=work,
+        env=git_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert forced.returncode != 0 and "non-fast-forward" in forced.stderr
+    assert deleted.returncode != 0 and "deletion prohibited" in deleted.stderr
+    assert [entry.path for entry in store.list(store.head())] == ["a.txt"]
