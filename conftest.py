@@ -30,3 +30,33 @@ def store(ssot_path: Path):
     from ssot.stores.factory import get_store
 
     return get_store()
+
+
+@pytest.fixture(params=["local", "github"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path, settings):
+    """The configured store over a fresh SSOT: a local bare repository, or GitHub through its emulator."""
+    from ssot.stores.factory import get_store
+    from ssot.testing.github_fixture import github_emulator
+
+    if request.param == "local":
+        request.getfixturevalue("ssot_path")
+        yield get_store()
+        return
+
+    with github_emulator(tmp_path) as emulator:
+        settings.SSOT_BACKEND = "github"
+        settings.GITHUB_TOKEN = emulator.token
+        settings.GITHUB_SSOT_REPO = f"{emulator.owner}/{emulator.name}"
+        settings.GITHUB_API_URL = emulator.base_url
+        reset_store()
+        store = get_store()
+        store.emulator = emulator
+        yield store
+        reset_store()
+
+
+@pytest.fixture
+def git_dir(any_store) -> Path:
+    """The bare repository behind `any_store`, for tests that inspect commits with git itself."""
+    emulator = getattr(any_store, "emulator", None)
+    return Path(emulator.git.path) if emulator else Path(any_store.path)

@@ -6,6 +6,7 @@ import itertools
 import json
 import threading
 
+import pygit2
 import pytest
 from django.db import DatabaseError, connection
 
@@ -32,6 +33,12 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
+def store(any_store):
+    """Every test here runs on the local store and on GitHub (through the emulator)."""
+    return any_store
+
+
+@pytest.fixture
 def awaiting(store):
     """T-1 awaiting approval, with fields the control plane does not know."""
     commit(
@@ -50,32 +57,28 @@ def awaiting(store):
     return store
 
 
-def _commits(store) -> int:
-    import pygit2
-
-    repo = pygit2.Repository(str(store.path))
+def _commits(git_dir) -> int:
+    repo = pygit2.Repository(str(git_dir))
     return sum(1 for _ in repo.walk(repo.head.target))
 
 
-def _changed_paths(store) -> set[str]:
-    import pygit2
-
-    repo = pygit2.Repository(str(store.path))
+def _changed_paths(git_dir) -> set[str]:
+    repo = pygit2.Repository(str(git_dir))
     head = repo[repo.head.target]
     diff = repo.diff(head.parents[0], head)
     return {delta.new_file.path for delta in diff.deltas}
 
 
 def test_approve_writes_the_task_and_its_audit_line_in_one_commit(
-    awaiting, django_capture_on_commit_callbacks
+    awaiting, git_dir, django_capture_on_commit_callbacks
 ):
-    before = _commits(awaiting)
+    before = _commits(git_dir)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         decision = services.task_approve(task_id="T-1", actor="alice", reason="ship it")
     assert (decision.status, decision.prev_status) == ("approved", "awaiting_approval")
-    assert _commits(awaiting) == before + 1
-    audit_path = next(p for p in _changed_paths(awaiting) if p.startswith("audit/"))
-    assert _changed_paths(awaiting) == {"tasks/T-1.json", audit_path}
+    assert _commits(git_dir) == before + 1
+    audit_path = next(p for p in _changed_paths(git_dir) if p.startswith("audit/"))
+    assert _changed_paths(git_dir) == {"tasks/T-1.json", audit_path}
     document = read_json(awaiting, "tasks/T-1.json")
     assert document["approved_by"] == "alice"
     assert (document["approval_reason"], document["last_writer"]) == ("ship it", "admin")
@@ -205,11 +208,19 @@ def test_a_push_that_decides_first_makes_the_retry_refuse(awaiting, monkeypatch)
         services.task_approve(task_id="T-1", actor="alice")
 
 
-def test_ssot_unavailable_changes_nothing(awaiting, settings, tmp_path):
+def _break(store, settings, tmp_path) -> None:
+    """Make the SSOT really unreachable: a file where the repository was, or GitHub answering 502."""
+    if store.backend == "github":
+        store.emulator.fail_next(100, status=502)
+        return
     blocker = tmp_path / "not-a-repo"
     blocker.write_text("a file, not a repository")
     settings.SSOT_LOCAL_PATH = blocker
     reset_store()
+
+
+def test_ssot_unavailable_changes_nothing(awaiting, settings, tmp_path):
+    _break(awaiting, settings, tmp_path)
     with pytest.raises(SsotUnavailable):
         services.task_approve(task_id="T-1", actor="alice")
     assert Task.objects.get().status == "awaiting_approval"
@@ -291,14 +302,14 @@ def test_heartbeat_writes_the_heartbeat_file(store):
     assert read_json(store, "heartbeats/executor.json")["agent"] == "executor"
 
 
-def test_queued_audit_lines_are_flushed_in_one_commit(store):
+def test_queued_audit_lines_are_flushed_in_one_commit(store, git_dir):
     commit(store, {"tasks/T-1.json": task_doc("T-1")})
     sync()
     for n in range(5):
         services.audit_queue(actor="github", action="ci_result", task_id="T-1", detail=f"run {n}")
-    before = _commits(store)
+    before = _commits(git_dir)
     assert services.audit_flush() == 5
-    assert _commits(store) == before + 1
+    assert _commits(git_dir) == before + 1
     assert services.audit_flush() == 0
     assert not AuditEntry.objects.filter(in_ssot=False).exists()
     sync()

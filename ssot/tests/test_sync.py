@@ -13,6 +13,12 @@ from ssot.verify import differences
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def store(any_store):
+    """Every test here runs on the local store and on GitHub (through the emulator)."""
+    return any_store
+
+
 def test_sync_mirrors_adds_changes_and_deletes(store):
     first = dispatch("T-1")
     commit(
