@@ -7,6 +7,7 @@ PostgreSQL and Redis; ENVIRONMENT=production refuses every insecure default.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -96,8 +97,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # A file, not memory: the browser and scale-out tests run daphne in other processes on it.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_agentos.sqlite3")}
+    # A file, not memory: the browser and scale-out tests run daphne in other processes on it (they are
+    # given its path); one per test run, so two runs on one machine never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_agentos_{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -107,6 +109,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="")
 CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="agentos")
 CHANNEL_CAPACITY = env.int("CHANNEL_CAPACITY", default=200)
+# Seconds between the keep-alive `ping` events the WebSocket sends each client (SPEC section 9).
+WS_PING_SEC = env.int("WS_PING_SEC", default=30)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -136,7 +140,8 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 Q_CLUSTER = {
-    "name": "agentos",
+    # The queue's name: CHANNEL_LAYER_PREFIX keeps deployments (and test runs) sharing one Redis apart.
+    "name": CHANNEL_LAYER_PREFIX,
     "workers": env.int("Q_WORKERS", default=2),
     "timeout": 120,
     "retry": 180,
@@ -206,6 +211,9 @@ XCODE_WEBHOOK_SECRET = _secret("XCODE_WEBHOOK_SECRET", "xcode_secret")
 WEBHOOK_MAX_BODY_BYTES = 25 * 1024 * 1024
 WEBHOOK_UNVERIFIED_RATE = env.str("WEBHOOK_UNVERIFIED_RATE", default="30/min")
 API_USER_RATE = env.str("API_USER_RATE", default="1200/min")
+# How many reverse proxies in front of daphne append to X-Forwarded-For. 0: the client is REMOTE_ADDR
+# (X-Forwarded-For is ignored, since anyone can send it); N: the N-th entry from the right.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # Auth: JWT for agents and tools, the session for the admin and the dashboard.
 JWT_SECRET = env.str("JWT_SECRET", default="") or SECRET_KEY
@@ -239,7 +247,9 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "agentos_site.api_errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["agentos_site.throttling.ApiUserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": API_USER_RATE},
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -252,6 +262,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/",
+    # Choice sets that share a field name get their own component names.
+    "ENUM_NAME_OVERRIDES": {
+        "AgentStatusEnum": "ssot.models.Agent.Status",
+        "EscalationStatusEnum": "ssot.models.Escalation.Status",
+        "AmpAgentNameEnum": "amp.spec.AGENT_NAMES",
+    },
+    # The decision long-poll is an async Django view that DRF cannot describe: a hook adds it.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ssot.api.schema.add_decision_longpoll",
+    ],
 }
 
 LOGGING = {
