@@ -193,4 +193,3 @@ def _record_failure(state: SyncState, exc: Exception) -> None:
     state.consecutive_errors += 1
     state.save(update_fields=["last_sync_at", "last_error", "last_error_at", "consecutive_errors"])
     log.warning("sync failed (%d in a row): %s", state.consecutive_errors, exc)
-
