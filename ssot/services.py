@@ -315,11 +315,9 @@ def _decide(
                 "",
             )
         )
-        transaction.on_commit(
-            lambda: events.send_now(
-                events.task_decision(
-                    event_kind, task, actor=actor, reason=reason, prev_status=decision.prev_status
-                )
+        events.broadcast_on_commit(
+            events.task_decision(
+                event_kind, task, actor=actor, reason=reason, prev_status=decision.prev_status
             )
         )
     log.info("task %s %s by %s (was %s)", task_id, kind, actor, decision.prev_status)
@@ -537,9 +535,12 @@ def escalation_raise(*, envelope: dict[str, Any], actor: str = "system") -> Writ
 
 
 def _escalation(escalation_id: int | str) -> Escalation:
-    escalation = Escalation.objects.filter(pk=escalation_id).first() if str(escalation_id).isdigit() else None
-    if escalation is None:
-        escalation = Escalation.objects.filter(msg_id=str(escalation_id)).first()
+    key = str(escalation_id)
+    # Only ASCII digits are a pk, only a path-safe id a msg_id: anything else (a NUL byte, which
+    # PostgreSQL refuses in a query, or "²") is simply unknown.
+    escalation = Escalation.objects.filter(pk=key).first() if key.isascii() and key.isdigit() else None
+    if escalation is None and amp.is_safe_id(key):
+        escalation = Escalation.objects.filter(msg_id=key).first()
     if escalation is None:
         raise NotFound(f"No escalation {str(escalation_id)[:80]!r}.")
     return escalation
