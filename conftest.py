@@ -10,6 +10,19 @@ import pytest
 from ssot.stores.factory import reset_store
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every transactional test restores the migrated rows (groups, permissions) after its flush.
+
+    A plain `transaction=True` test flushes the database when it ends, taking the groups the migrations
+    created with it; mixing the two kinds then breaks whichever test comes next. One policy for all.
+    """
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker and marker.kwargs.get("transaction") and not marker.kwargs.get("serialized_rollback"):
+            kwargs = {**marker.kwargs, "serialized_rollback": True}
+            item.add_marker(pytest.mark.django_db(*marker.args, **kwargs), append=False)
+
+
 @pytest.fixture
 def ssot_path(tmp_path: Path, settings) -> Iterator[Path]:
     """Point the settings at a fresh bare repository under tmp_path (created empty)."""

@@ -23,11 +23,10 @@ def broadcast_on_commit(event: dict[str, Any]) -> None:
 
 def send_now(event: dict[str, Any]) -> None:
     """Send an event at once; a channel layer failure is logged, never raised into the write path."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
     try:
-        async_to_sync(layer.group_send)(GROUP, {"type": "event.forward", "event": event})
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(GROUP, {"type": "event.forward", "event": event})
     except Exception:
         log.exception("could not broadcast a %s event", event.get("type"))
 

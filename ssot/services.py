@@ -161,16 +161,25 @@ def _append_audit(
     return placed
 
 
-def _write(build: Callable[[HeadView], Draft | None], *, author: str) -> Committed | None:
-    """Commit what `build` drafts on the current head; re-draft on a conflict; None if nothing to write."""
+def _write(
+    build: Callable[[HeadView], Draft | None],
+    *,
+    author: str,
+    before_mirror: Callable[[Committed], None] | None = None,
+) -> Committed | None:
+    """Commit what `build` drafts on the current head, then mirror it; None if there is nothing to write.
+
+    The write lock covers the mirror step too, so the next writer drafts on rows that include this commit.
+    """
     store = get_store()
     with write_lock():
-        return _write_locked(store, build, author=author)
+        committed = _commit(store, build, author=author)
+        if committed is not None:
+            _mirror(committed, before=(lambda: before_mirror(committed)) if before_mirror else None)
+        return committed
 
 
-def _write_locked(
-    store: Store, build: Callable[[HeadView], Draft | None], *, author: str
-) -> Committed | None:
+def _commit(store: Store, build: Callable[[HeadView], Draft | None], *, author: str) -> Committed | None:
     for attempt in range(settings.SSOT_WRITE_RETRIES):
         try:
             head = store.head()
@@ -297,7 +306,7 @@ def _decide(
             ],
         )
 
-    committed = _write(build, author=actor)
+    _write(build, author=actor)
     decision = Decision(
         task_id=task_id,
         status=outcome["document"]["status"],
@@ -305,7 +314,6 @@ def _decide(
         blob_sha=outcome["blob_sha"],
         document=outcome["document"],
     )
-    _mirror(committed)
     task = Task.objects.filter(task_id=task_id).first()
     if task is not None:
         event_kind = {"approved": "task_approved", "rejected": "task_rejected"}.get(kind, "task_override")
@@ -458,8 +466,6 @@ def _write_message(envelope: amp.Envelope, *, author: str, audit: list[tuple[dat
         )
 
     committed = _write(build, author=author)
-    if committed is not None:
-        _mirror(committed)
     return Written(id=envelope.msg_id, document=canonical, created=committed is not None)
 
 
@@ -488,8 +494,6 @@ def message_ack(*, msg_id: str, by: str) -> Written:
         return Draft(message=f"ack {msg_id} by {by}", writes={ack_path(msg_id): dump_json(document)})
 
     committed = _write(build, author=by)
-    if committed is not None:
-        _mirror(committed)
     return Written(id=msg_id, document=outcome["document"], created=committed is not None)
 
 
@@ -502,8 +506,7 @@ def agent_heartbeat(*, agent: str) -> Written:
     def build(view: HeadView) -> Draft:
         return Draft(message=f"heartbeat {agent}", writes={heartbeat_path(agent): dump_json(document)})
 
-    committed = _write(build, author=agent)
-    _mirror(committed)
+    _write(build, author=agent)
     return Written(id=agent, document=document, created=True)
 
 
@@ -562,8 +565,7 @@ def _escalation_change(
             ],
         )
 
-    committed = _write(build, author=actor)
-    _mirror(committed)
+    _write(build, author=actor)
     return Escalation.objects.get(msg_id=msg_id)
 
 
@@ -632,15 +634,12 @@ def audit_flush(*, limit: int = 5000) -> int:
                 message=f"audit: {len(entries)} lines", audit=[(e.timestamp, e.raw) for e in entries]
             )
 
-        committed = _write(build, author="system")
-        placed = committed.audit_lines
-
-        def claim() -> None:
-            # A sync may have mirrored these lines already: keep the queued rows, drop those copies.
-            for entry, (path, line_no) in zip(entries, placed, strict=True):
+        def claim(committed: Committed) -> None:
+            # The queued rows become the committed lines (a sync may have mirrored copies: drop those).
+            for entry, (path, line_no) in zip(entries, committed.audit_lines, strict=True):
                 AuditEntry.objects.filter(ssot_path=path, line_no=line_no).exclude(pk=entry.pk).delete()
                 entry.in_ssot, entry.ssot_path, entry.line_no = True, path, line_no
             AuditEntry.objects.bulk_update(entries, ["in_ssot", "ssot_path", "line_no"], batch_size=500)
 
-        _mirror(committed, before=claim)
+        _write(build, author="system", before_mirror=claim)
         return len(entries)

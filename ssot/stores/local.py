@@ -163,7 +163,8 @@ class LocalStore(Store):
         try:
             with _errors(self.path):
                 repo = getattr(self._handles, "repo", None)
-                if repo is None:
+                if repo is None or not (self.path / "HEAD").is_file():
+                    # A cached handle would report a vanished repository as an empty branch: reopen.
                     repo = self._handles.repo = pygit2.Repository(
                         str(self.path), RepositoryOpenFlag.NO_SEARCH
                     )

@@ -521,3 +521,12 @@ def test_a_new_ssot_refuses_force_pushes_and_branch_deletion(tmp_path: Path) -> 
     assert forced.returncode != 0 and "non-fast-forward" in forced.stderr
     assert deleted.returncode != 0 and "deletion prohibited" in deleted.stderr
     assert [entry.path for entry in store.list(store.head())] == ["a.txt"]
+
+
+def test_a_repository_that_vanishes_is_unavailable_not_empty(tmp_path: Path) -> None:
+    store = LocalStore.create(tmp_path / "ssot.git")
+    store.commit(parent=None, writes={"a.txt": b"1"}, message="first", author="coordinator")
+    assert store.head() is not None
+    (tmp_path / "ssot.git").rename(tmp_path / "moved.git")
+    with pytest.raises(StoreUnavailable):
+        store.head()
