@@ -8,6 +8,7 @@ liveness it observed; the caller broadcasts after commit.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,15 @@ log = logging.getLogger(__name__)
 # Past this many changed rows, one `sync` event tells clients to reload instead of one event per row.
 EVENTS_PER_BATCH = 200
 ESCALATION_ACTIONS = ("escalation_acknowledged", "escalation_resolved")
+# A JSON `\u0000` escape (its backslash not itself escaped): a NUL character, which the database
+# cannot hold (PostgreSQL refuses it in text and jsonb), so such a file is quarantined, never fatal.
+NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+NUL_ERROR = {"path": "$", "message": "contains a NUL character (\\u0000), which the database cannot store"}
+
+
+def _storable(text: str) -> str:
+    """Text the database can hold: a NUL character becomes U+FFFD (the line's `raw` keeps it escaped)."""
+    return text.replace("\x00", "\ufffd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +83,9 @@ class Mirror:
         """Mirror these files (already read) into their rows and the ledger."""
         by_kind: dict[str, list[FileUpdate]] = {}
         for update in files:
+            if update.kind != SsotFile.Kind.AUDIT and NUL_ESCAPE.search(update.raw):
+                self._quarantine(update, [NUL_ERROR])
+                continue
             by_kind.setdefault(update.kind, []).append(update)
         handlers = (
             (SsotFile.Kind.TASK, self._tasks),
@@ -301,11 +314,11 @@ class Mirror:
             [
                 AuditEntry(
                     timestamp=line.timestamp,
-                    actor=line.actor,
-                    action=line.action,
-                    task_id=line.task_id,
-                    msg_id=line.msg_id,
-                    detail=line.detail,
+                    actor=_storable(line.actor),
+                    action=_storable(line.action),
+                    task_id=_storable(line.task_id),
+                    msg_id=_storable(line.msg_id),
+                    detail=_storable(line.detail),
                     raw=line.raw,
                     in_ssot=True,
                     ssot_path=path,

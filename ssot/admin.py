@@ -1,0 +1,472 @@
+"""The approval console: mirrored rows are read-only, and admins change the world only through actions.
+
+The actions Approve, Reject and Override go through an intermediate form (reason; target status for
+an override) that carries each task's blob SHA, so that a task changed since it was shown is refused
+as stale. Every action calls ssot.services; each task's outcome is one admin message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from ssot import selectors, services
+from ssot.api.permissions import APPROVE, OVERRIDE
+from ssot.errors import ServiceError, SsotUnavailable, StaleSha, WrongState
+from ssot.models import Ack, AuditEntry, Message, QuarantinedFile, SyncState, Task, WebhookDelivery
+
+RAW_DISPLAY_LIMIT = 100_000
+# Wrapped and scrollable, so that long documents stay readable on a phone.
+PRE_STYLE = "white-space: pre-wrap; word-break: break-word; max-height: 32em; overflow: auto; margin: 0"
+ACTION_FORM_TEMPLATE = "admin/agentos/action_form.html"
+
+
+def is_staff(request: HttpRequest) -> bool:
+    user = request.user
+    return bool(user.is_active and user.is_staff)
+
+
+def pretty_json(value: Any) -> str:
+    """A JSON value indented in a <pre>, escaped."""
+    return format_html('<pre style="{}">{}</pre>', PRE_STYLE, json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def pretty_bytes(raw: bytes | memoryview | None) -> str:
+    """Raw file content as escaped text (invalid UTF-8 replaced), cut at RAW_DISPLAY_LIMIT characters."""
+    text = bytes(raw or b"").decode("utf-8", errors="replace")
+    suffix = f"\n… ({len(text) - RAW_DISPLAY_LIMIT} more characters)" if len(text) > RAW_DISPLAY_LIMIT else ""
+    return format_html('<pre style="{}">{}{}</pre>', PRE_STYLE, text[:RAW_DISPLAY_LIMIT], suffix)
+
+
+def outcome_message(
+    request: HttpRequest, modeladmin: admin.ModelAdmin, label: str, verb: str, call: Callable[[], str]
+) -> None:
+    """Run one write for one object; report its outcome as one admin message, never as an error page."""
+    try:
+        done = call()
+    except StaleSha as exc:
+        modeladmin.message_user(
+            request, f"{label}: not {verb}, it changed since it was shown. {exc.detail}", messages.ERROR
+        )
+    except WrongState as exc:
+        modeladmin.message_user(request, f"{label}: not {verb}. {exc.detail}", messages.WARNING)
+    except SsotUnavailable as exc:
+        modeladmin.message_user(
+            request,
+            f"{label}: not {verb}, the SSOT is unavailable; nothing changed. {exc.detail}",
+            messages.ERROR,
+        )
+    except ServiceError as exc:
+        modeladmin.message_user(request, f"{label}: not {verb}. {exc.detail}", messages.ERROR)
+    else:
+        modeladmin.message_user(request, f"{label}: {done}", messages.SUCCESS)
+
+
+def action_form_response(
+    request: HttpRequest,
+    modeladmin: admin.ModelAdmin,
+    *,
+    action: str,
+    title: str,
+    intro: str,
+    form: forms.Form,
+    columns: list[str],
+    rows: list[dict[str, Any]],
+    submit: str,
+) -> TemplateResponse:
+    """The intermediate page of an action: what is selected, the form, hidden ids (and SHAs)."""
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "intro": intro,
+        "opts": modeladmin.model._meta,
+        "form": form,
+        "columns": columns,
+        "rows": rows,
+        "action": action,
+        "submit": submit,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "media": modeladmin.media + form.media,
+    }
+    return TemplateResponse(request, ACTION_FORM_TEMPLATE, context)
+
+
+class MirroredAdmin(admin.ModelAdmin):
+    """Rows mirrored from the SSOT (or kept by the control plane): staff read them, nobody edits them here."""
+
+    list_per_page = 50
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        # PostgreSQL refuses a NUL character in a query: a filter holding one is a bad request.
+        if any("\x00" in key or "\x00" in value for key, values in request.GET.lists() for value in values):
+            return HttpResponseBadRequest("A query parameter holds a NUL character.")
+        return super().changelist_view(request, extra_context)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_staff(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_staff(request)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# -- tasks -------------------------------------------------------------------------------------------
+
+
+class DecisionForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        required=False,
+        max_length=services.MAX_REASON,
+    )
+    status = forms.CharField(
+        required=False,
+        max_length=services.MAX_STATUS,
+        help_text='The status to force; empty means "override".',
+    )
+
+    def __init__(self, *args: Any, kind: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+        reason = self.fields["reason"]
+        reason.required = kind != "approve"
+        reason.help_text = "An optional note to the agent." if kind == "approve" else "Required."
+        if kind != "override":
+            del self.fields["status"]
+
+
+DECISIONS = {
+    "approve": {"perm": APPROVE, "verb": "approved", "title": "Approve tasks"},
+    "reject": {"perm": APPROVE, "verb": "rejected", "title": "Reject tasks"},
+    "override": {"perm": OVERRIDE, "verb": "overridden", "title": "Override tasks"},
+}
+DECISION_ACTIONS = {f"{kind}_tasks": kind for kind in DECISIONS}
+
+
+@admin.register(Task)
+class TaskAdmin(MirroredAdmin):
+    list_display = [
+        "task_id",
+        "title",
+        "status",
+        "risk_level",
+        "branch",
+        "reject_count",
+        "ci_state",
+        "pull_request",
+        "last_writer",
+        "updated_at",
+    ]
+    list_filter = [
+        ("status", admin.AllValuesFieldListFilter),
+        "risk_level",
+        ("ci_state", admin.AllValuesFieldListFilter),
+    ]
+    search_fields = ["task_id", "title", "branch", "assignee"]
+    fieldsets = [
+        (
+            None,
+            {"fields": ["task_id", "title", "status", "risk_level", "branch", "assignee", "reject_count"]},
+        ),
+        ("SSOT", {"fields": ["last_writer", "ssot_path", "blob_sha", "updated_at", "document_json"]}),
+        ("CI and pull request", {"fields": ["ci_state", "ci_status_json", "pull_request"]}),
+    ]
+    readonly_fields = ["document_json", "ci_status_json", "pull_request", "updated_at"]
+    actions = ["approve_tasks", "reject_tasks", "override_tasks"]
+
+    @admin.display(description="SSOT document")
+    def document_json(self, task: Task) -> str:
+        return pretty_json(task.document)
+
+    @admin.display(description="CI status")
+    def ci_status_json(self, task: Task) -> str:
+        return pretty_json(task.ci_status)
+
+    @admin.display(description="PR")
+    def pull_request(self, task: Task) -> str:
+        if not task.pr_number:
+            return "-"
+        label = f"#{task.pr_number} {task.pr_state}".strip()
+        if task.pr_url.startswith(("https://", "http://")):
+            return format_html('<a href="{}" rel="noopener noreferrer">{}</a>', task.pr_url, label)
+        return label
+
+    # Django hides an action whose permissions the user lacks (get_actions); these say who has them.
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return is_staff(request) and request.user.has_perm(APPROVE)
+
+    def has_override_permission(self, request: HttpRequest) -> bool:
+        return is_staff(request) and request.user.has_perm(OVERRIDE)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        kind = DECISION_ACTIONS.get(request.POST.get("action", "")) if request.method == "POST" else None
+        if kind is not None and not (is_staff(request) and request.user.has_perm(DECISIONS[kind]["perm"])):
+            raise PermissionDenied(f"You may not {kind} tasks.")
+        return super().changelist_view(request, extra_context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        task = self.get_object(request, object_id)
+        if task is not None:
+            allowed = [kind for kind, spec in DECISIONS.items() if request.user.has_perm(spec["perm"])]
+            if task.status != Task.AWAITING_APPROVAL:
+                allowed = [kind for kind in allowed if kind == "override"]
+            extra_context = {
+                **(extra_context or {}),
+                "timeline": selectors.task_timeline(task.task_id),
+                "audit_lines": selectors.task_audit(task.task_id),
+                "decide": [(f"{kind}_tasks", DECISIONS[kind]["title"].split()[0] + "…") for kind in allowed],
+                "changelist_url": reverse("admin:ssot_task_changelist"),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.action(description="Approve selected tasks…", permissions=["approve"])
+    def approve_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> HttpResponse | None:
+        return self._decide(request, queryset, "approve")
+
+    @admin.action(description="Reject selected tasks…", permissions=["approve"])
+    def reject_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> HttpResponse | None:
+        return self._decide(request, queryset, "reject")
+
+    @admin.action(description="Override selected tasks…", permissions=["override"])
+    def override_tasks(self, request: HttpRequest, queryset: QuerySet[Task]) -> HttpResponse | None:
+        return self._decide(request, queryset, "override")
+
+    def _decide(self, request: HttpRequest, queryset: QuerySet[Task], kind: str) -> HttpResponse | None:
+        tasks = list(queryset.order_by("task_id"))
+        applying = "apply" in request.POST
+        form = DecisionForm(request.POST if applying else None, kind=kind)
+        if applying and form.is_valid():
+            for task in tasks:
+                self._decide_one(request, task, kind, form.cleaned_data)
+            return None
+        if applying and "reason" in form.errors:
+            self.message_user(
+                request, f"A reason is required to {kind} tasks; nothing was changed.", messages.ERROR
+            )
+        rows = [
+            {
+                "pk": task.pk,
+                "cells": [task.task_id, task.title, task.status, task.risk_level, task.blob_sha[:10]],
+                "hidden": {f"sha_{task.pk}": request.POST.get(f"sha_{task.pk}") or task.blob_sha},
+            }
+            for task in tasks
+        ]
+        return action_form_response(
+            request,
+            self,
+            action=f"{kind}_tasks",
+            title=DECISIONS[kind]["title"],
+            intro=(
+                "Each task is decided on the version shown here: a task that changed in the SSOT since "
+                "is refused as stale."
+            ),
+            form=form,
+            columns=["Task", "Title", "Status", "Risk", "Blob SHA"],
+            rows=rows,
+            submit=DECISIONS[kind]["title"],
+        )
+
+    def _decide_one(self, request: HttpRequest, task: Task, kind: str, data: dict[str, Any]) -> None:
+        actor = request.user.get_username()
+        expected_sha = request.POST.get(f"sha_{task.pk}") or None
+        reason = data.get("reason", "")
+
+        def call() -> str:
+            if kind == "approve":
+                decision = services.task_approve(
+                    task_id=task.task_id, actor=actor, reason=reason, expected_sha=expected_sha
+                )
+            elif kind == "reject":
+                decision = services.task_reject(
+                    task_id=task.task_id, actor=actor, reason=reason, expected_sha=expected_sha
+                )
+            else:
+                decision = services.task_override(
+                    task_id=task.task_id,
+                    actor=actor,
+                    reason=reason,
+                    status=data.get("status") or None,
+                    expected_sha=expected_sha,
+                )
+            return f"{DECISIONS[kind]['verb']} ({decision.prev_status} → {decision.status})."
+
+        outcome_message(request, self, task.task_id, DECISIONS[kind]["verb"], call)
+
+
+# -- the other mirrored rows ---------------------------------------------------------------------------
+
+
+@admin.register(Message)
+class MessageAdmin(MirroredAdmin):
+    list_display = [
+        "msg_id",
+        "type",
+        "sender",
+        "recipient",
+        "task_id",
+        "timestamp",
+        "ack_state",
+        "ack_deadline",
+    ]
+    list_filter = ["type", "ack_state", "sender", "recipient"]
+    search_fields = ["msg_id", "task_id"]
+    date_hierarchy = "timestamp"
+    fields = [
+        "msg_id",
+        "type",
+        "sender",
+        "recipient",
+        "task_id",
+        "timestamp",
+        "requires_ack",
+        "ack_state",
+        "ack_deadline",
+        "acked_at",
+        "ssot_path",
+        "blob_sha",
+        "envelope_json",
+    ]
+    readonly_fields = ["envelope_json"]
+
+    @admin.display(description="Envelope")
+    def envelope_json(self, message: Message) -> str:
+        return pretty_json(message.envelope)
+
+
+@admin.register(Ack)
+class AckAdmin(MirroredAdmin):
+    list_display = ["msg_id", "by", "at", "via", "source_msg_id"]
+    list_filter = ["via", "by"]
+    search_fields = ["msg_id", "source_msg_id"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(MirroredAdmin):
+    list_display = ["timestamp", "actor", "action", "task_id", "msg_id", "short_detail", "in_ssot"]
+    list_filter = ["action", "in_ssot"]
+    search_fields = ["task_id", "msg_id", "actor", "detail"]
+    date_hierarchy = "timestamp"
+    fields = [
+        "timestamp",
+        "actor",
+        "action",
+        "task_id",
+        "msg_id",
+        "detail",
+        "in_ssot",
+        "ssot_path",
+        "line_no",
+        "raw",
+    ]
+
+    @admin.display(description="Detail")
+    def short_detail(self, entry: AuditEntry) -> str:
+        return entry.detail if len(entry.detail) <= 80 else entry.detail[:79] + "…"
+
+
+@admin.register(QuarantinedFile)
+class QuarantinedFileAdmin(MirroredAdmin):
+    list_display = ["path", "kind", "error_count", "first_seen", "last_seen"]
+    list_filter = ["kind"]
+    search_fields = ["path"]
+    fields = ["path", "kind", "blob_sha", "first_seen", "last_seen", "error_list", "raw_text"]
+    readonly_fields = ["error_list", "raw_text"]
+
+    @admin.display(description="Errors")
+    def error_count(self, quarantined: QuarantinedFile) -> int:
+        return len(quarantined.errors or [])
+
+    @admin.display(description="Errors")
+    def error_list(self, quarantined: QuarantinedFile) -> str:
+        errors = [e for e in quarantined.errors or [] if isinstance(e, dict)]
+        items = format_html_join(
+            "", "<li><code>{}</code>: {}</li>", ((e.get("path", ""), e.get("message", "")) for e in errors)
+        )
+        return format_html("<ul>{}</ul>", items)
+
+    @admin.display(description="Content (verbatim)")
+    def raw_text(self, quarantined: QuarantinedFile) -> str:
+        return pretty_bytes(quarantined.raw)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(MirroredAdmin):
+    list_display = ["received_at", "source", "event", "action", "state", "attempts", "guid"]
+    list_filter = ["source", "state", "event"]
+    search_fields = ["guid", "event", "error"]
+    date_hierarchy = "received_at"
+    fields = [
+        "source",
+        "guid",
+        "event",
+        "action",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "received_at",
+        "processed_at",
+        "error",
+        "headers_json",
+        "body_text",
+    ]
+    readonly_fields = ["received_at", "headers_json", "body_text"]
+
+    @admin.display(description="Headers")
+    def headers_json(self, delivery: WebhookDelivery) -> str:
+        return pretty_json(delivery.headers)
+
+    @admin.display(description="Body")
+    def body_text(self, delivery: WebhookDelivery) -> str:
+        return pretty_bytes(delivery.body)
+
+
+@admin.register(SyncState)
+class SyncStateAdmin(MirroredAdmin):
+    list_display = [
+        "backend",
+        "repository",
+        "branch",
+        "head",
+        "last_sync_at",
+        "last_success_at",
+        "consecutive_errors",
+    ]
+    fields = [
+        "backend",
+        "repository",
+        "branch",
+        "head",
+        "last_sync_at",
+        "last_success_at",
+        "last_error",
+        "last_error_at",
+        "consecutive_errors",
+        "report_json",
+    ]
+    readonly_fields = ["report_json"]
+
+    @admin.display(description="Last report")
+    def report_json(self, state: SyncState) -> str:
+        return pretty_json(state.last_report)

@@ -1,0 +1,1 @@
+"""The DRF API of SPEC section 7: tasks, messages, audit, sync (agents and escalations: monitoring)."""

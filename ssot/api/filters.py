@@ -1,0 +1,81 @@
+"""Query filters of the list endpoints (django-filter); a bad filter value is a 400 with every error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django_filters import rest_framework as filters
+
+from ssot.api.parsers import BadRequest
+from ssot.models import AuditEntry, Message, RiskLevel, Task
+
+UNACKED = (Message.AckState.PENDING, Message.AckState.OVERDUE)
+
+
+class FilterBackend(filters.DjangoFilterBackend):
+    """django-filter's backend, with invalid filter values answered like every other bad request."""
+
+    def filter_queryset(self, request: Any, queryset: QuerySet, view: Any) -> QuerySet:
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is None:
+            return queryset
+        if not filterset.is_valid():
+            errors = [
+                {"path": name, "message": str(message)}
+                for name, messages in filterset.errors.items()
+                for message in messages
+            ]
+            raise BadRequest("Invalid filter values.", errors)
+        return filterset.qs
+
+
+class TaskFilter(filters.FilterSet):
+    status = filters.CharFilter()
+    risk_level = filters.ChoiceFilter(choices=RiskLevel.choices)
+    branch = filters.CharFilter()
+    ci_state = filters.CharFilter()
+    search = filters.CharFilter(method="filter_search", help_text="Part of the task id, title or branch.")
+
+    class Meta:
+        model = Task
+        fields = ["status", "risk_level", "branch", "ci_state"]
+
+    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(
+            Q(task_id__icontains=value) | Q(title__icontains=value) | Q(branch__icontains=value)
+        )
+
+
+class MessageFilter(filters.FilterSet):
+    task_id = filters.CharFilter()
+    type = filters.CharFilter()
+    # `from` and `to` are Python keywords: the class namespace takes them as strings.
+    locals()["from"] = filters.CharFilter(field_name="sender", help_text="The sender.")
+    locals()["to"] = filters.CharFilter(field_name="recipient", help_text="The addressee.")
+    unacked = filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false")],
+        method="filter_unacked",
+        help_text="true: waiting for an ACK (pending or overdue); false: the rest.",
+    )
+    ack_state = filters.ChoiceFilter(choices=Message.AckState.choices)
+
+    class Meta:
+        model = Message
+        fields = ["task_id", "type", "ack_state"]
+
+    def filter_unacked(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value == "true":
+            return queryset.filter(ack_state__in=UNACKED)
+        return queryset.exclude(ack_state__in=UNACKED)
+
+
+class AuditFilter(filters.FilterSet):
+    task_id = filters.CharFilter()
+    msg_id = filters.CharFilter()
+    actor = filters.CharFilter()
+    action = filters.CharFilter()
+
+    class Meta:
+        model = AuditEntry
+        fields = ["task_id", "msg_id", "actor", "action"]

@@ -1,0 +1,194 @@
+"""GET /api/tasks/{task_id}/decision/?wait=N: answer as soon as the task leaves awaiting_approval.
+
+A plain async Django view (DRF has no async views), so a waiting request holds neither a worker
+thread nor a database connection: it authenticates like the API (JWT, else the session), then waits
+on the channel layer's `events` group for an event about its task, re-reading the row (one short
+query, the connection closed after it) when one arrives, every RECHECK_SEC as a safety net for a
+missed event, and every POLL_SEC when no channel layer can be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.authentication import JWTAuthentication
+
+import amp
+from ssot import selectors
+from ssot.api.permissions import may_read
+from ssot.events import GROUP
+
+log = logging.getLogger(__name__)
+
+MAX_WAIT = 90
+RECHECK_SEC = 5.0
+POLL_SEC = 0.25
+
+
+def _error(detail: str, code: str, status: int, **headers: str) -> JsonResponse:
+    response = JsonResponse({"detail": detail, "code": code}, status=status)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _release_connection() -> None:
+    """Close this thread's connection so that nothing is held while the request waits."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def _identify_sync(request: HttpRequest, authenticator: JWTAuthentication) -> tuple[Any, bool]:
+    """The user of a valid bearer token, else the session's, and whether they may read (one connection)."""
+    try:
+        found = authenticator.authenticate(request)
+        user = found[0] if found is not None else request.user
+        return user, may_read(user)
+    finally:
+        _release_connection()
+
+
+def _state_sync(task_id: str) -> dict[str, Any] | None:
+    try:
+        return selectors.decision_state(task_id)
+    finally:
+        _release_connection()
+
+
+async def _authorize(request: HttpRequest) -> JsonResponse | None:
+    """None for a staff user or an agent; else the 401 (with the API's bearer challenge) or the 403."""
+    authenticator = JWTAuthentication()
+    challenge = {"WWW-Authenticate": authenticator.authenticate_header(request)}
+    try:
+        user, allowed = await sync_to_async(_identify_sync)(request, authenticator)
+    except AuthenticationFailed as exc:
+        detail = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
+        code = detail.get("code", "authentication_failed")
+        return _error(str(detail.get("detail", "")), str(code), 401, **challenge)
+    if not user.is_authenticated:
+        return _error("Authentication credentials were not provided.", "not_authenticated", 401, **challenge)
+    if not allowed:
+        return _error("Reading needs a staff account or an agent account.", "permission_denied", 403)
+    return None
+
+
+def parse_wait(raw: str | None) -> float | None:
+    """Seconds to wait, 0 to MAX_WAIT (decimals allowed); None when `raw` is not such a number."""
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    if not math.isfinite(value) or not 0 <= value <= MAX_WAIT:
+        return None
+    return value
+
+
+class _Events:
+    """A subscription to the live events; without a reachable channel layer it only sleeps."""
+
+    def __init__(self) -> None:
+        self.layer: Any = None
+        self.channel = ""
+        self._receiver: asyncio.Future | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.layer is not None
+
+    async def __aenter__(self) -> _Events:
+        try:
+            layer = get_channel_layer()
+            if layer is not None:
+                self.channel = await layer.new_channel()
+                await layer.group_add(GROUP, self.channel)
+                self.layer = layer
+        except Exception:
+            log.warning("decision long-poll: no channel layer, polling the database instead", exc_info=True)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._receiver is not None:
+            self._receiver.cancel()
+        if self.layer is not None:
+            try:
+                await self.layer.group_discard(GROUP, self.channel)
+            except Exception:
+                log.warning("decision long-poll: could not leave the events group", exc_info=True)
+
+    async def next(self, timeout: float) -> dict[str, Any] | None:
+        """The next event within `timeout` seconds, or None. A receive is never cancelled mid-wait."""
+        if self.layer is None:
+            await asyncio.sleep(timeout)
+            return None
+        if self._receiver is None:
+            self._receiver = asyncio.ensure_future(self.layer.receive(self.channel))
+        done, _ = await asyncio.wait({self._receiver}, timeout=timeout)
+        if not done:
+            return None
+        receiver, self._receiver = self._receiver, None
+        try:
+            message = receiver.result()
+        except Exception:
+            log.warning("decision long-poll: the channel layer failed, polling instead", exc_info=True)
+            self.layer = None
+            return None
+        event = message.get("event") if isinstance(message, dict) else None
+        return event if isinstance(event, dict) else None
+
+
+def _concerns(event: dict[str, Any] | None, task_id: str) -> bool:
+    """Whether an event may have changed the task: one about it, or a sync too large for per-row events."""
+    return event is not None and (event.get("task_id") == task_id or event.get("type") == "sync")
+
+
+async def _wait(task_id: str, seconds: float) -> dict[str, Any] | None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    # Subscribe before the first read, so that a decision landing in between is not missed.
+    async with _Events() as events:
+        state = await sync_to_async(_state_sync)(task_id)
+        while state is not None and not state["decided"]:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            check_at = loop.time() + min(RECHECK_SEC if events.live else POLL_SEC, remaining)
+            while (left := check_at - loop.time()) > 0:
+                if _concerns(await events.next(left), task_id):
+                    break
+            state = await sync_to_async(_state_sync)(task_id)
+    return state
+
+
+async def task_decision(request: HttpRequest, task_id: str) -> JsonResponse:
+    """The task's status once decided, or after `wait` seconds: {task_id, status, decided, decision, ...}."""
+    if request.method != "GET":
+        return _error(f'Method "{request.method}" not allowed.', "method_not_allowed", 405, Allow="GET")
+    refused = await _authorize(request)
+    if refused is not None:
+        return refused
+    wait = parse_wait(request.GET.get("wait"))
+    if wait is None:
+        return _error(f"wait must be a number of seconds from 0 to {MAX_WAIT}.", "bad_request", 400)
+    if not amp.is_safe_id(task_id):
+        return _error(f"No task {task_id[:80]!r}.", "not_found", 404)
+    started = asyncio.get_running_loop().time()
+    if wait > 0:
+        state = await _wait(task_id, wait)
+    else:
+        state = await sync_to_async(_state_sync)(task_id)
+    if state is None:
+        return _error(f"No task {task_id!r}.", "not_found", 404)
+    state["waited"] = round(asyncio.get_running_loop().time() - started, 3)
+    response = JsonResponse(state)
+    response["Cache-Control"] = "no-store"
+    return response

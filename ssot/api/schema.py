@@ -1,0 +1,98 @@
+"""OpenAPI additions drf-spectacular cannot see: the decision long-poll is an async Django view, not DRF's.
+
+`add_decision_longpoll` is a postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]); the
+answer it documents is what `ssot.api.longpoll.task_decision` returns (a test holds the two together).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ssot.api.longpoll import MAX_WAIT
+
+PATH = "/api/tasks/{task_id}/decision/"
+
+DECISION_RECORD = {
+    "type": "object",
+    "description": "The latest admin decision the task document records.",
+    "properties": {
+        "action": {"type": "string", "enum": ["approved", "rejected", "override"]},
+        "by": {"type": "string", "nullable": True},
+        "at": {"type": "string", "format": "date-time"},
+        "reason": {"type": "string", "nullable": True},
+    },
+    "required": ["action", "by", "at", "reason"],
+}
+
+TASK_DECISION = {
+    "type": "object",
+    "properties": {
+        "task_id": {"type": "string"},
+        "status": {"type": "string", "description": "The task's status now."},
+        "decided": {"type": "boolean", "description": "False while the task is still awaiting_approval."},
+        "blob_sha": {"type": "string", "description": "The task's blob SHA in the SSOT."},
+        "decision": {
+            "allOf": [{"$ref": "#/components/schemas/TaskDecisionRecord"}],
+            "nullable": True,
+            "description": "Null until decided, or when the document records no decision.",
+        },
+        "waited": {"type": "number", "format": "double", "description": "Seconds this request waited."},
+    },
+    "required": ["task_id", "status", "decided", "blob_sha", "decision", "waited"],
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _operation(security: list[dict[str, list]]) -> dict[str, Any]:
+    return {
+        "operationId": "tasks_decision_retrieve",
+        "summary": "Wait for the decision on a task (long-poll)",
+        "description": (
+            f"Answers at once when the task is not awaiting_approval or `wait` is 0; otherwise as soon as "
+            f"it leaves awaiting_approval, or after `wait` seconds (at most {MAX_WAIT}) with "
+            "`decided: false`. The wait holds no server thread and no database connection."
+        ),
+        "tags": ["tasks"],
+        "parameters": [
+            {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}},
+            {
+                "name": "wait",
+                "in": "query",
+                "required": False,
+                "description": f"Seconds to wait for a decision, 0 to {MAX_WAIT} (decimals allowed).",
+                "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT, "default": 0},
+            },
+        ],
+        "security": security,
+        "responses": {
+            "200": {
+                "description": "The task's state: decided, or still awaiting approval when the wait ran out.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskDecision"}}},
+            },
+            "400": _error(f"`wait` is not a number from 0 to {MAX_WAIT}."),
+            "401": _error("No credentials, or an invalid or expired token."),
+            "403": _error("Neither a staff user nor an agent."),
+            "404": _error("No such task."),
+        },
+    }
+
+
+def add_decision_longpoll(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """Document GET /api/tasks/{task_id}/decision/ beside the DRF endpoints."""
+    components = result.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas["TaskDecisionRecord"] = DECISION_RECORD
+    schemas["TaskDecision"] = TASK_DECISION
+    schemes = components.get("securitySchemes", {})
+    security = [{name: []} for name in ("jwtAuth", "cookieAuth") if name in schemes]
+    result["paths"][PATH] = {"get": _operation(security)}
+    result["paths"] = dict(sorted(result["paths"].items()))
+    return result

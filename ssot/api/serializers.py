@@ -1,0 +1,258 @@
+"""The shapes of the API's requests and answers (SPEC section 7), as the OpenAPI schema shows them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+import amp
+from ssot.models import AuditEntry, Message, Task
+from ssot.selectors import task_timeline
+from ssot.services import MAX_REASON, MAX_STATUS
+
+SHA_PATTERN = r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$"
+
+
+def _renamed(fields: dict[str, serializers.Field], names: dict[str, str]) -> dict[str, serializers.Field]:
+    """Rename fields whose API names are Python keywords (`from`), keeping their order."""
+    return {names.get(name, name): field for name, field in fields.items()}
+
+
+# -- errors ------------------------------------------------------------------------------------------
+
+
+class ViolationSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="Where the problem is: a field path, or `$` for the whole body.")
+    message = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error answer: a readable `detail`, a machine `code`, and for invalid input every violation."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False)
+    errors = ViolationSerializer(many=True, required=False)
+
+
+# -- tasks -------------------------------------------------------------------------------------------
+
+
+class PullRequestSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    state = serializers.CharField()
+    url = serializers.CharField()
+    title = serializers.CharField()
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    pr = serializers.SerializerMethodField()
+    ci_status = serializers.DictField(
+        child=serializers.DictField(),
+        help_text="CI checks of the task's branch: {check: {state, conclusion, url, at, source}}.",
+    )
+
+    class Meta:
+        model = Task
+        fields = [
+            "task_id",
+            "title",
+            "status",
+            "risk_level",
+            "branch",
+            "assignee",
+            "reject_count",
+            "last_writer",
+            "blob_sha",
+            "ci_state",
+            "ci_status",
+            "pr",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(PullRequestSerializer(allow_null=True))
+    def get_pr(self, task: Task) -> dict[str, Any] | None:
+        if not task.pr_number:
+            return None
+        return {"number": task.pr_number, "state": task.pr_state, "url": task.pr_url, "title": task.pr_title}
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    # Declared with an explicit source so that `get_fields` can give them their AMP names.
+    sender = serializers.CharField(source="sender", read_only=True)
+    recipient = serializers.CharField(source="recipient", read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "msg_id",
+            "protocol_version",
+            "type",
+            "sender",
+            "recipient",
+            "task_id",
+            "timestamp",
+            "requires_ack",
+            "ack_timeout_sec",
+            "context_ref",
+            "payload",
+            "ack_state",
+            "ack_deadline",
+            "acked_at",
+        ]
+        read_only_fields = fields
+
+    def build_field(self, field_name: str, info: Any, model_class: Any, nested_depth: int) -> Any:
+        if field_name == "context_ref":
+            return serializers.ListField, {"child": serializers.CharField(), "read_only": True}
+        if field_name == "payload":
+            return serializers.DictField, {"read_only": True}
+        return super().build_field(field_name, info, model_class, nested_depth)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return _renamed(super().get_fields(), {"sender": "from", "recipient": "to"})
+
+
+class TaskDetailSerializer(TaskSerializer):
+    messages = serializers.SerializerMethodField(help_text="The task's AMP messages, oldest first.")
+
+    class Meta(TaskSerializer.Meta):
+        fields = [*TaskSerializer.Meta.fields, "ssot_path", "document", "messages"]
+        read_only_fields = fields
+
+    @extend_schema_field(MessageSerializer(many=True))
+    def get_messages(self, task: Task) -> list[dict[str, Any]]:
+        return MessageSerializer(task_timeline(task.task_id), many=True).data
+
+
+class DecisionRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        trim_whitespace=True,
+        help_text=f"Why (at most {MAX_REASON} characters; a longer one is a 422).",
+    )
+    expected_sha = serializers.RegexField(
+        SHA_PATTERN,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text="The task blob SHA the decision was made on; a task changed since is a 409 (`stale`).",
+    )
+
+
+class ApproveRequestSerializer(DecisionRequestSerializer):
+    """Approve: the reason is an optional note to the agent."""
+
+
+class RejectRequestSerializer(DecisionRequestSerializer):
+    """Reject: the reason is required (422 `reason_required` without one)."""
+
+
+class OverrideRequestSerializer(DecisionRequestSerializer):
+    """Override: the reason is required; `status` defaults to "override"."""
+
+    status = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text=f'The status to force (default "override"; at most {MAX_STATUS} characters).',
+    )
+
+
+class DecisionResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    task_id = serializers.CharField()
+    status = serializers.CharField()
+    prev_status = serializers.CharField()
+    blob_sha = serializers.CharField(help_text="The task's blob SHA after the decision.")
+
+
+# -- messages ----------------------------------------------------------------------------------------
+
+
+class AmpMessageSerializer(serializers.Serializer):
+    """An AMP/1.0 envelope as an agent sends it, validated by `amp` (JSON Schema: /api/amp/schema.json)."""
+
+    msg_id = serializers.CharField(
+        help_text="`{type}-{task_id}-{epoch_ms}`, or any path-safe id of 3+ parts."
+    )
+    protocol_version = serializers.ChoiceField(choices=[amp.PROTOCOL_VERSION])
+    type = serializers.ChoiceField(choices=list(amp.MESSAGE_TYPES))
+    sender = serializers.ChoiceField(
+        source="sender", choices=list(amp.AGENT_NAMES), help_text="Must be the calling agent."
+    )
+    recipient = serializers.ChoiceField(source="recipient", choices=list(amp.AGENT_NAMES))
+    task_id = serializers.CharField()
+    timestamp = serializers.DateTimeField(help_text="ISO 8601 with a UTC offset.")
+    requires_ack = serializers.BooleanField()
+    ack_timeout_sec = serializers.IntegerField(required=False, min_value=0)
+    context_ref = serializers.ListField(child=serializers.CharField(), required=False)
+    payload = serializers.DictField(help_text="Type-specific content (see the AMP JSON Schema).")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return _renamed(super().get_fields(), {"sender": "from", "recipient": "to"})
+
+
+class MessageWriteResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    msg_id = serializers.CharField()
+    created = serializers.BooleanField(help_text="False on an identical resend (nothing was written).")
+    message = serializers.DictField(help_text="The message as it stands in the SSOT.")
+
+
+class AckResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    msg_id = serializers.CharField()
+    by = serializers.CharField()
+    at = serializers.CharField()
+    created = serializers.BooleanField(help_text="False when the message was already acknowledged.")
+
+
+# -- audit and sync ----------------------------------------------------------------------------------
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEntry
+        fields = ["id", "timestamp", "actor", "action", "task_id", "msg_id", "detail", "in_ssot", "ssot_path"]
+        read_only_fields = fields
+
+
+class SyncStatusSerializer(serializers.Serializer):
+    backend = serializers.CharField()
+    repository = serializers.CharField()
+    branch = serializers.CharField()
+    head = serializers.CharField(
+        help_text="The SSOT commit the mirror reflects (empty before the first sync)."
+    )
+    last_sync_at = serializers.DateTimeField(allow_null=True)
+    last_success_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField()
+    last_error_at = serializers.DateTimeField(allow_null=True)
+    consecutive_errors = serializers.IntegerField()
+    last_report = serializers.DictField()
+    quarantined = serializers.IntegerField(help_text="How many SSOT files are quarantined.")
+
+
+class SyncRequestSerializer(serializers.Serializer):
+    full = serializers.BooleanField(
+        required=False, default=False, help_text="Compare every file's blob SHA instead of only what changed."
+    )
+
+
+class SyncReportSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["empty", "noop", "incremental", "full"])
+    head = serializers.CharField(allow_null=True)
+    previous_head = serializers.CharField(allow_null=True)
+    files_changed = serializers.IntegerField()
+    files_read = serializers.IntegerField()
+    files_deleted = serializers.IntegerField()
+    rows = serializers.DictField(child=serializers.IntegerField())
+    rows_written = serializers.IntegerField()
+    quarantined = serializers.ListField(child=serializers.CharField())
+    seconds = serializers.FloatField()

@@ -1,0 +1,344 @@
+"""The API views of tasks, messages, audit and sync: thin, every write through ssot.services."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse, QueryDict
+from django.views.defaults import page_not_found
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+import amp
+from ssot import selectors, services
+from ssot.api import permissions
+from ssot.api.filters import AuditFilter, FilterBackend, MessageFilter, TaskFilter
+from ssot.api.parsers import BadRequest, PayloadTooLarge, StrictJSONParser, nul_paths, serializer_errors
+from ssot.api.serializers import (
+    AckResultSerializer,
+    AmpMessageSerializer,
+    ApproveRequestSerializer,
+    AuditEntrySerializer,
+    DecisionResultSerializer,
+    ErrorSerializer,
+    MessageSerializer,
+    MessageWriteResultSerializer,
+    OverrideRequestSerializer,
+    RejectRequestSerializer,
+    SyncReportSerializer,
+    SyncRequestSerializer,
+    SyncStatusSerializer,
+    TaskDetailSerializer,
+    TaskSerializer,
+)
+from ssot.errors import Invalid
+from ssot.sync import sync
+
+AMP_SCHEMA = Path(amp.__file__).resolve().parent / "schema" / "amp-1.0.schema.json"
+# Ids are file names in the SSOT: anything up to the next slash reaches the view, which answers 404
+# for an id that is not path-safe instead of letting the URL resolver answer with an HTML page.
+ID_REGEX = r"[^/]+"
+
+
+def error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+UNAUTHENTICATED = error("No credentials, or an invalid or expired token.")
+FORBIDDEN = error("Authenticated, but without the permission this needs.")
+BAD_REQUEST = error("A malformed body (not JSON, not an object) or a field of the wrong type.")
+READ_ERRORS = {400: error("Invalid filter values."), 401: UNAUTHENTICATED, 403: FORBIDDEN}
+WRITE_ERRORS = {
+    400: BAD_REQUEST,
+    401: UNAUTHENTICATED,
+    403: FORBIDDEN,
+    404: error("No such task."),
+    409: error("Wrong state (`wrong_state`), a stale `expected_sha` (`stale`), or a concurrent change."),
+    422: error("A missing (`reason_required`) or invalid (`invalid`) reason or status."),
+    503: error("The SSOT could not be read or written; nothing changed."),
+}
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """The body validated by a serializer; a body of the wrong shape is a 400 listing every error."""
+    if isinstance(data, QueryDict):
+        data = data.dict()
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise BadRequest("Invalid request body.", serializer_errors(serializer.errors))
+    return serializer.validated_data
+
+
+def actor(request: Request) -> str:
+    return request.user.get_username()
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> Any:
+    """The 404 handler: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return page_not_found(request, exception)
+
+
+class ApiMixin:
+    """Strict JSON bodies, django-filter with JSON errors, read access by default."""
+
+    parser_classes = [StrictJSONParser]
+    filter_backends = [FilterBackend]
+    permission_classes = [permissions.CanRead]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, RequestDataTooBig):
+            exc = PayloadTooLarge("The request body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE.")
+        return super().handle_exception(exc)
+
+
+class ApiView(ApiMixin, APIView):
+    pass
+
+
+class ApiViewSet(ApiMixin, viewsets.GenericViewSet):
+    pass
+
+
+# -- tasks -------------------------------------------------------------------------------------------
+
+
+def _decision_body(decision: services.Decision) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "task_id": decision.task_id,
+        "status": decision.status,
+        "prev_status": decision.prev_status,
+        "blob_sha": decision.blob_sha,
+    }
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List tasks", responses={200: TaskSerializer(many=True), **READ_ERRORS}),
+    retrieve=extend_schema(
+        summary="A task with its blob SHA, CI status, PR and message timeline",
+        responses={
+            200: TaskDetailSerializer,
+            401: UNAUTHENTICATED,
+            403: FORBIDDEN,
+            404: error("No such task."),
+        },
+    ),
+)
+class TaskViewSet(mixins.ListModelMixin, ApiViewSet):
+    queryset = selectors.task_list()
+    filterset_class = TaskFilter
+    lookup_field = "task_id"
+    lookup_value_regex = ID_REGEX
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return TaskDetailSerializer if self.action == "retrieve" else TaskSerializer
+
+    def get_permissions(self) -> list[Any]:
+        needed = {
+            "approve": permissions.CanApprove,
+            "reject": permissions.CanApprove,
+            "override": permissions.CanOverride,
+        }.get(self.action, permissions.CanRead)
+        return [needed()]
+
+    def retrieve(self, request: Request, task_id: str) -> Response:
+        return Response(TaskDetailSerializer(selectors.task_get(task_id)).data)
+
+    @extend_schema(
+        summary="Approve a task awaiting approval",
+        request=ApproveRequestSerializer,
+        responses={200: DecisionResultSerializer, **WRITE_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, task_id: str) -> Response:
+        body = validated(ApproveRequestSerializer, request.data)
+        decision = services.task_approve(
+            task_id=task_id,
+            actor=actor(request),
+            reason=body.get("reason") or "",
+            expected_sha=body.get("expected_sha") or None,
+        )
+        return Response(_decision_body(decision))
+
+    @extend_schema(
+        summary="Reject a task awaiting approval (reason required)",
+        request=RejectRequestSerializer,
+        responses={200: DecisionResultSerializer, **WRITE_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, task_id: str) -> Response:
+        body = validated(RejectRequestSerializer, request.data)
+        decision = services.task_reject(
+            task_id=task_id,
+            actor=actor(request),
+            reason=body.get("reason") or "",
+            expected_sha=body.get("expected_sha") or None,
+        )
+        return Response(_decision_body(decision))
+
+    @extend_schema(
+        summary="Force a task's status from any state (reason required)",
+        request=OverrideRequestSerializer,
+        responses={200: DecisionResultSerializer, **WRITE_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def override(self, request: Request, task_id: str) -> Response:
+        body = validated(OverrideRequestSerializer, request.data)
+        decision = services.task_override(
+            task_id=task_id,
+            actor=actor(request),
+            reason=body.get("reason") or "",
+            status=body.get("status") or None,
+            expected_sha=body.get("expected_sha") or None,
+        )
+        return Response(_decision_body(decision))
+
+
+# -- messages ----------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List AMP messages", responses={200: MessageSerializer(many=True), **READ_ERRORS}
+    ),
+)
+class MessageViewSet(mixins.ListModelMixin, ApiViewSet):
+    queryset = selectors.message_list()
+    serializer_class = MessageSerializer
+    filterset_class = MessageFilter
+    lookup_field = "msg_id"
+    lookup_value_regex = ID_REGEX
+
+    def get_permissions(self) -> list[Any]:
+        if self.action == "create":
+            return [permissions.IsAgent()]
+        if self.action == "ack":
+            return [permissions.CanAck()]
+        return [permissions.CanRead()]
+
+    @extend_schema(
+        summary="Send an AMP/1.0 message as the calling agent",
+        request=AmpMessageSerializer,
+        responses={
+            201: OpenApiResponse(MessageWriteResultSerializer, description="Written to the SSOT."),
+            200: OpenApiResponse(
+                MessageWriteResultSerializer, description="An identical resend: nothing written."
+            ),
+            400: error("Not JSON, or JSON with duplicate keys."),
+            401: UNAUTHENTICATED,
+            403: error("Not an agent, or `from` is not the calling agent."),
+            409: error("A message with this id and other content exists."),
+            422: error("Not a valid AMP/1.0 message; `errors` lists every violation."),
+            503: WRITE_ERRORS[503],
+        },
+    )
+    def create(self, request: Request) -> Response:
+        raw = request.data.dict() if isinstance(request.data, QueryDict) else request.data
+        if found := nul_paths(raw):
+            raise Invalid(
+                "Not a valid AMP/1.0 message.",
+                [{"path": path, "message": "contains a NUL character (\\u0000)"} for path in found[:50]],
+            )
+        written = services.message_create(raw=raw, sender=actor(request))
+        body = {"ok": True, "msg_id": written.id, "created": written.created, "message": written.document}
+        return Response(body, status=status.HTTP_201_CREATED if written.created else status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="Acknowledge a message (its addressee only)",
+        request=None,
+        responses={
+            200: AckResultSerializer,
+            401: UNAUTHENTICATED,
+            403: error("Not the message's addressee."),
+            404: error("No such message."),
+            409: error("The message is quarantined, or a concurrent change."),
+            503: WRITE_ERRORS[503],
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def ack(self, request: Request, msg_id: str) -> Response:
+        written = services.message_ack(msg_id=msg_id, by=permissions.ack_identity(request.user))
+        document = written.document
+        return Response(
+            {
+                "ok": True,
+                "msg_id": written.id,
+                "by": document["by"],
+                "at": document["at"],
+                "created": written.created,
+            }
+        )
+
+
+# -- audit, sync, AMP schema ------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List audit lines", responses={200: AuditEntrySerializer(many=True), **READ_ERRORS}
+    ),
+)
+class AuditViewSet(mixins.ListModelMixin, ApiViewSet):
+    queryset = selectors.audit_list()
+    serializer_class = AuditEntrySerializer
+    filterset_class = AuditFilter
+
+
+class SyncView(ApiView):
+    def get_permissions(self) -> list[Any]:
+        return [permissions.CanOverride() if self.request.method == "POST" else permissions.CanRead()]
+
+    @extend_schema(
+        summary="SSOT status: backend, branch, head, last sync, quarantined files",
+        responses={200: SyncStatusSerializer, 401: UNAUTHENTICATED, 403: FORBIDDEN},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(SyncStatusSerializer(selectors.sync_status()).data)
+
+    @extend_schema(
+        summary="Resync the mirror from the SSOT (incremental, or full)",
+        request=SyncRequestSerializer,
+        responses={
+            200: SyncReportSerializer,
+            400: BAD_REQUEST,
+            401: UNAUTHENTICATED,
+            403: FORBIDDEN,
+            503: WRITE_ERRORS[503],
+        },
+    )
+    def post(self, request: Request) -> Response:
+        body = validated(SyncRequestSerializer, request.data)
+        return Response(sync(full=body["full"]).as_dict())
+
+
+@functools.cache
+def _amp_schema() -> dict[str, Any]:
+    return json.loads(AMP_SCHEMA.read_text(encoding="utf-8"))
+
+
+class AmpSchemaView(APIView):
+    """The published JSON Schema of AMP/1.0: public protocol documentation, no authentication."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="The JSON Schema of AMP/1.0",
+        operation_id="amp_schema_retrieve",
+        auth=[],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="A JSON Schema (draft 2020-12).")},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(_amp_schema())

@@ -1,0 +1,232 @@
+"""GET /api/tasks/{id}/decision/?wait=N: a long-poll that answers as soon as the decision lands."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.test import AsyncClient
+
+from ssot import services
+from ssot.events import GROUP
+from ssot.sync import sync
+from ssot.testing.content import commit, task_doc
+from ssot.tests.api_support import awaiting, jwt_client, make_user, put_tasks, token_for, use_test_settings
+
+
+@pytest.fixture(autouse=True)
+def api_settings(settings):
+    use_test_settings(settings)
+
+
+@pytest.fixture
+def tasks(store):
+    put_tasks(store, awaiting("T-1"), task_doc("T-2", status="in_progress"))
+    return store
+
+
+@pytest.fixture
+def bearer(tasks) -> dict[str, str]:
+    make_user("coordinator")
+    return {"Authorization": f"Bearer {token_for('coordinator')}"}
+
+
+async def _listeners() -> set:
+    """The channels in the events group (other tests' stale listeners included)."""
+    layer = get_channel_layer()
+    if hasattr(layer, "groups"):
+        return set(layer.groups.get(GROUP, {}))
+    connection = layer.connection(layer.consistent_hash(GROUP))
+    return set(await connection.zrange(layer._group_key(GROUP), 0, -1))
+
+
+async def until_waiting(before: set) -> set:
+    """The listeners that joined since `before`, once there is one (a long-poll subscribes before reading)."""
+    deadline = time.monotonic() + 10
+    while not (joined := await _listeners() - before):
+        assert time.monotonic() < deadline, "the long-poll never subscribed to the events"
+        await asyncio.sleep(0.01)
+    return joined
+
+
+# -- answers at once -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_without_wait_it_answers_at_once_undecided(bearer):
+    response = jwt_client(make_user("approver")).get("/api/tasks/T-1/decision/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body == {
+        "task_id": "T-1",
+        "status": "awaiting_approval",
+        "decided": False,
+        "blob_sha": body["blob_sha"],
+        "decision": None,
+        "waited": body["waited"],
+    }
+    assert response["Cache-Control"] == "no-store"
+
+
+@pytest.mark.django_db
+def test_a_decided_task_answers_at_once_even_with_a_long_wait(bearer):
+    services.task_reject(task_id="T-1", actor="alice", reason="needs tests")
+    started = time.monotonic()
+    response = jwt_client(make_user("approver")).get("/api/tasks/T-1/decision?wait=90")
+    assert time.monotonic() - started < 5
+    body = response.json()
+    assert (body["status"], body["decided"]) == ("rejected", True)
+    assert body["decision"]["action"] == "rejected"
+    assert (body["decision"]["by"], body["decision"]["reason"]) == ("alice", "needs tests")
+
+
+@pytest.mark.django_db
+def test_the_session_of_a_staff_user_is_enough(bearer, client):
+    client.force_login(make_user("staff"))
+    assert client.get("/api/tasks/T-1/decision/").json()["decided"] is False
+
+
+# -- errors --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_anonymous_is_a_401_with_a_bearer_challenge(bearer, client):
+    response = client.get("/api/tasks/T-1/decision/")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert response.json()["code"] == "not_authenticated"
+
+
+@pytest.mark.django_db
+def test_a_forged_token_is_a_401(bearer, client):
+    response = client.get("/api/tasks/T-1/decision/", headers={"Authorization": "Bearer forged.token.here"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
+
+
+@pytest.mark.django_db
+def test_a_token_of_an_inactive_user_is_a_401(bearer, client):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(username="coordinator").update(is_active=False)
+    assert client.get("/api/tasks/T-1/decision/", headers=bearer).status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_user_neither_staff_nor_agent_is_a_403(bearer):
+    response = jwt_client(make_user("outsider")).get("/api/tasks/T-1/decision/")
+    assert response.status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("wait", ["-1", "91", "abc", "nan", "inf", "1e400", "0x10"])
+def test_a_bad_wait_is_a_400(bearer, client, wait):
+    response = client.get(f"/api/tasks/T-1/decision/?wait={wait}", headers=bearer)
+    assert response.status_code == 400
+    assert response.json()["detail"] == "wait must be a number of seconds from 0 to 90."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("task_id", ["T-404", "..", "..%2Fsecret", "a%20b"])
+def test_an_unknown_or_unsafe_task_is_a_404(bearer, client, task_id):
+    response = client.get(f"/api/tasks/{task_id}/decision/?wait=0", headers=bearer)
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_other_methods_are_a_405(bearer, client):
+    response = client.post("/api/tasks/T-1/decision/", headers=bearer)
+    assert response.status_code == 405
+    assert response["Allow"] == "GET"
+
+
+# -- waiting -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_it_answers_as_soon_as_the_task_is_approved(bearer):
+    before = await _listeners()
+    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer))
+    joined = await until_waiting(before)
+    await sync_to_async(services.task_approve)(task_id="T-1", actor="alice", reason="ship it")
+    response = await asyncio.wait_for(poll, timeout=10)
+    body = response.json()
+    assert (body["status"], body["decided"]) == ("approved", True)
+    assert body["decision"] == {
+        "action": "approved",
+        "by": "alice",
+        "at": body["decision"]["at"],
+        "reason": "ship it",
+    }
+    assert 0 < body["waited"] < 10
+    assert not joined & await _listeners()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_it_answers_when_the_coordinator_moves_the_task_on_through_the_ssot(bearer, tasks):
+    before = await _listeners()
+    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer))
+    await until_waiting(before)
+
+    def coordinator_withdraws() -> None:
+        commit(tasks, {"tasks/T-1.json": task_doc("T-1", status="in_progress")})
+        sync()
+
+    await sync_to_async(coordinator_withdraws)()
+    body = (await asyncio.wait_for(poll, timeout=10)).json()
+    assert (body["status"], body["decided"], body["decision"]) == ("in_progress", True, None)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_without_a_decision_it_answers_undecided_when_the_wait_runs_out(bearer):
+    started = time.monotonic()
+    response = await AsyncClient().get("/api/tasks/T-1/decision/?wait=0.5", headers=bearer)
+    elapsed = time.monotonic() - started
+    body = response.json()
+    assert (body["status"], body["decided"]) == ("awaiting_approval", False)
+    assert 0.5 <= body["waited"] < 3
+    assert 0.5 <= elapsed < 3
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_events_about_other_tasks_do_not_end_the_wait(bearer):
+    before = await _listeners()
+    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=1", headers=bearer))
+    await until_waiting(before)
+    await sync_to_async(services.task_override)(task_id="T-2", actor="olga", reason="parked", status="parked")
+    body = (await asyncio.wait_for(poll, timeout=10)).json()
+    assert (body["task_id"], body["decided"]) == ("T-1", False)
+    assert body["waited"] >= 1
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_many_waits_share_one_thread_and_end_together(bearer):
+    """Twenty concurrent waits: none holds a thread, so they all end with their deadline."""
+    client = AsyncClient()
+    started = time.monotonic()
+    responses = await asyncio.gather(
+        *(client.get("/api/tasks/T-1/decision/?wait=1", headers=bearer) for _ in range(20))
+    )
+    assert time.monotonic() - started < 5
+    assert all(response.json()["decided"] is False for response in responses)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_with_the_channel_layer_down_it_polls_the_database(bearer, settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1"]},
+        }
+    }
+    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=30", headers=bearer))
+    # Nothing to await here: with no channel layer, no event says the poll started waiting.
+    await asyncio.sleep(0.3)
+    await sync_to_async(services.task_approve)(task_id="T-1", actor="alice")
+    body = (await asyncio.wait_for(poll, timeout=10)).json()
+    assert (body["status"], body["decided"]) == ("approved", True)
+    assert 0.2 < body["waited"] < 5

@@ -1,0 +1,109 @@
+"""The OpenAPI schema: it generates without a warning, documents every endpoint's errors, and Swagger UI
+is served from the sidecar with no CDN."""
+
+from __future__ import annotations
+
+import re
+from io import StringIO
+
+import pytest
+import yaml
+from django.contrib.staticfiles import finders
+from django.core.management import call_command
+
+from ssot.tests.api_support import awaiting, jwt_client, make_user, put_tasks, use_test_settings
+
+pytestmark = pytest.mark.django_db
+
+ENDPOINTS = {
+    ("/api/tasks/", "get"): {200, 400, 401, 403},
+    ("/api/tasks/{task_id}/", "get"): {200, 401, 403, 404},
+    ("/api/tasks/{task_id}/approve/", "post"): {200, 400, 401, 403, 404, 409, 422, 503},
+    ("/api/tasks/{task_id}/reject/", "post"): {200, 400, 401, 403, 404, 409, 422, 503},
+    ("/api/tasks/{task_id}/override/", "post"): {200, 400, 401, 403, 404, 409, 422, 503},
+    ("/api/tasks/{task_id}/decision/", "get"): {200, 400, 401, 403, 404},
+    ("/api/messages/", "get"): {200, 400, 401, 403},
+    ("/api/messages/", "post"): {200, 201, 400, 401, 403, 409, 422, 503},
+    ("/api/messages/{msg_id}/ack/", "post"): {200, 401, 403, 404, 409, 503},
+    ("/api/agents/", "get"): {200, 400, 401, 403},
+    ("/api/agents/{name}/heartbeat/", "post"): {200, 401, 403, 503},
+    ("/api/health/", "get"): {200, 401, 403},
+    ("/api/escalations/", "get"): {200, 400, 401, 403},
+    ("/api/escalations/{id}/acknowledge/", "post"): {200, 401, 403, 404, 409, 503},
+    ("/api/escalations/{id}/resolve/", "post"): {200, 400, 401, 403, 404, 409, 422, 503},
+    ("/api/audit/", "get"): {200, 400, 401, 403},
+    ("/api/sync/", "get"): {200, 401, 403},
+    ("/api/sync/", "post"): {200, 400, 401, 403, 503},
+    ("/api/amp/schema.json", "get"): {200},
+    ("/api/token/", "post"): {200},
+    ("/api/token/refresh/", "post"): {200},
+}
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker):
+    with django_db_blocker.unblock():
+        out = StringIO()
+        call_command("spectacular", "--validate", "--fail-on-warn", stdout=out)
+    return yaml.safe_load(out.getvalue())
+
+
+def test_the_schema_generates_and_validates_with_no_warning(schema):
+    assert schema["openapi"].startswith("3.")
+
+
+@pytest.mark.parametrize(("path", "method"), sorted(ENDPOINTS))
+def test_every_endpoint_documents_its_answers(schema, path, method):
+    operation = schema["paths"][path][method]
+    documented = {int(code) for code in operation["responses"]}
+    assert ENDPOINTS[(path, method)] <= documented
+    for code in documented - {200, 201}:
+        content = operation["responses"][str(code)]["content"]["application/json"]["schema"]
+        assert content == {"$ref": "#/components/schemas/Error"}
+
+
+def test_no_endpoint_is_left_undocumented(schema):
+    assert {(path, method) for path, item in schema["paths"].items() for method in item} == set(ENDPOINTS)
+
+
+def test_request_bodies_are_documented(schema):
+    def body(path: str) -> dict:
+        ref = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        return schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+    assert set(body("/api/tasks/{task_id}/override/")["properties"]) == {"reason", "status", "expected_sha"}
+    assert {"msg_id", "from", "to", "payload"} <= set(body("/api/messages/")["properties"])
+    assert set(body("/api/escalations/{id}/resolve/")["properties"]) == {"reason"}
+
+
+def test_the_decision_long_poll_is_documented_as_it_answers(schema, store, settings):
+    use_test_settings(settings)
+    put_tasks(store, awaiting("T-1"))
+    answer = jwt_client(make_user("approver")).get("/api/tasks/T-1/decision/").json()
+    documented = schema["components"]["schemas"]["TaskDecision"]
+    assert set(answer) == set(documented["properties"]) == set(documented["required"])
+    wait = next(
+        p
+        for p in schema["paths"]["/api/tasks/{task_id}/decision/"]["get"]["parameters"]
+        if p["name"] == "wait"
+    )
+    assert wait["schema"]["maximum"] == 90
+
+
+def test_the_schema_is_served(client):
+    response = client.get("/api/schema/")
+    assert response.status_code == 200
+    assert b"/api/tasks/{task_id}/decision/" in response.content
+
+
+def test_swagger_ui_is_served_from_the_sidecar_without_a_cdn(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+    assert not re.search(r"cdn|jsdelivr|unpkg|cloudflare", html, re.IGNORECASE)
+    assets = re.findall(r"""(?:src|href)=["']/static/([^"']+)["']""", html)
+    assert any(asset.endswith("swagger-ui-bundle.js") for asset in assets)
+    for asset in assets:
+        assert finders.find(asset), asset
+    assert client.get("/api/docs").status_code == 200
