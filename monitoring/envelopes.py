@@ -1,0 +1,207 @@
+"""The monitor's escalations as AMP/1.0 envelopes: ids derived from the episode, and their content.
+
+A claim (a `Notification` row) and the mirrored rows are all an envelope is built from, so a retry
+after a crash builds the same message, and `escalation_raise` finds it already written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+
+import amp
+from monitoring.models import Notification
+from ssot.models import Agent, Message, Task
+from ssot.stores.factory import branch
+
+SYSTEM = "system"
+MAX_ID = 128
+
+HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+ACK_TIMEOUT = "ack_timeout"
+SYNC_STALE = "ssot_sync_stale"
+AGENT_PREFIX = "escalation-agent-"
+ACK_PREFIX = "escalation-ack-"
+SYNC_PREFIX = "escalation-sync-"
+SYNC_SUBJECT = "sync"
+MSG_SUBJECT = "msg:"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(when: datetime | None) -> int:
+    return (when - _EPOCH) // timedelta(milliseconds=1) if when else 0
+
+
+def from_epoch_ms(value: int) -> datetime | None:
+    return _EPOCH + timedelta(milliseconds=value) if value else None
+
+
+def iso(when: datetime | None) -> str | None:
+    return amp.make_timestamp(when) if when else None
+
+
+def _bounded(prefix: str, key: str, suffix: str = "") -> str:
+    """`prefix + key + suffix`, the key cut and hashed when the id would pass 128 characters."""
+    msg_id = f"{prefix}{key}{suffix}"
+    if len(msg_id) <= MAX_ID:
+        return msg_id
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    room = MAX_ID - len(prefix) - len(suffix) - len(digest) - 1
+    return f"{prefix}{key[:room].rstrip('-')}-{digest}{suffix}"
+
+
+def timeout_escalation_id(agent: str, last_seen: datetime) -> str:
+    """The heartbeat_timeout escalation of the episode that began after `last_seen`."""
+    return _bounded(AGENT_PREFIX, agent, f"-{epoch_ms(last_seen)}")
+
+
+def ack_escalation_id(msg_id: str) -> str:
+    """The ack_timeout escalation of one message (a message is overdue at most once)."""
+    return _bounded(ACK_PREFIX, msg_id)
+
+
+def sync_escalation_id(last_success_at: datetime | None) -> str:
+    """The ssot_sync_stale escalation of the outage that began after the last successful sync."""
+    return f"{SYNC_PREFIX}{epoch_ms(last_success_at)}"
+
+
+def build(notification: Notification) -> dict[str, Any] | None:
+    """The escalation a claim stands for, or None when what it is about is gone from the mirror."""
+    msg_id = notification.escalation_msg_id
+    if msg_id.startswith(AGENT_PREFIX):
+        return _timeout_envelope(notification)
+    if msg_id.startswith(ACK_PREFIX):
+        return _ack_envelope(notification)
+    if msg_id.startswith(SYNC_PREFIX):
+        return _sync_envelope(notification)
+    return None
+
+
+def _timeout_envelope(notification: Notification) -> dict[str, Any] | None:
+    msg_id = notification.escalation_msg_id
+    agent = Agent.objects.filter(timeout_msg_id=msg_id).first()
+    if agent is None:
+        return None
+    last_seen = from_epoch_ms(int(msg_id.rsplit("-", 1)[1]))
+    elapsed = notification.created_at - last_seen
+    return amp.build_escalation(
+        msg_id=msg_id,
+        now=notification.created_at,
+        task_id=agent_task(agent.name, last_seen),
+        escalation_type=HEARTBEAT_TIMEOUT,
+        severity="critical",
+        triggered_by=SYSTEM,
+        description=notification.body,
+        affected_msgs=[],
+        snapshot={
+            "subject": f"agent:{agent.name}",
+            "agent": agent.name,
+            "last_seen": iso(last_seen),
+            "last_heartbeat": iso(last_seen),
+            "elapsed_sec": int(elapsed.total_seconds()),
+            "timeout_sec": settings.HEARTBEAT_TIMEOUT_SEC,
+        },
+        suggested_actions=[
+            f"Manually restart {agent.name} CLI",
+            "Check Mac Studio process list",
+            "Verify API credentials have not expired",
+        ],
+    )
+
+
+def agent_task(agent: str, last_seen: datetime) -> str:
+    """The task an agent was on when it fell silent.
+
+    Its latest message (sent or received) up to its last write; else the task it is assigned to or last
+    wrote, latest first; else the synthetic `agent-{name}`, never an arbitrary task.
+    """
+    latest = (
+        Message.objects.filter(Q(sender=agent) | Q(recipient=agent), timestamp__lte=last_seen)
+        .order_by("-timestamp")
+        .values_list("task_id", flat=True)
+        .first()
+    )
+    if latest:
+        return latest
+    task = (
+        Task.objects.filter(Q(assignee=agent) | Q(last_writer=agent))
+        .order_by("-updated_at")
+        .values_list("task_id", flat=True)
+        .first()
+    )
+    return task or f"agent-{agent}"[:MAX_ID]
+
+
+def overdue_message(escalation_msg_id: str) -> Message | None:
+    """The message an ack_timeout escalation is about (its id is in the escalation's, or hashed there)."""
+    key = escalation_msg_id[len(ACK_PREFIX) :]
+    message = Message.objects.filter(msg_id=key).first()
+    if message is None and "-" in key:
+        stem = key.rsplit("-", 1)[0]
+        for candidate in Message.objects.filter(msg_id__startswith=stem):
+            if ack_escalation_id(candidate.msg_id) == escalation_msg_id:
+                return candidate
+    return message
+
+
+def _ack_envelope(notification: Notification) -> dict[str, Any] | None:
+    message = overdue_message(notification.escalation_msg_id)
+    if message is None:
+        return None
+    return amp.build_escalation(
+        msg_id=notification.escalation_msg_id,
+        now=notification.created_at,
+        task_id=message.task_id,
+        escalation_type=ACK_TIMEOUT,
+        severity="warning",
+        triggered_by=SYSTEM,
+        description=notification.body,
+        affected_msgs=[message.msg_id],
+        snapshot={
+            "subject": f"{MSG_SUBJECT}{message.msg_id}",
+            "msg_id": message.msg_id,
+            "type": message.type,
+            "from": message.sender,
+            "to": message.recipient,
+            "sent_at": iso(message.timestamp),
+            "ack_deadline": iso(message.ack_deadline),
+        },
+        suggested_actions=[
+            f"Check that {message.recipient} is running and reading its messages",
+            f"Ask {message.recipient} to acknowledge {message.msg_id}",
+            "Resend the message if it was lost",
+        ],
+        auto_suspended=False,
+    )
+
+
+def _sync_envelope(notification: Notification) -> dict[str, Any]:
+    last_success = from_epoch_ms(int(notification.escalation_msg_id.rsplit("-", 1)[1]))
+    return amp.build_escalation(
+        msg_id=notification.escalation_msg_id,
+        now=notification.created_at,
+        task_id=SYNC_SUBJECT,
+        escalation_type=SYNC_STALE,
+        severity="critical",
+        triggered_by=SYSTEM,
+        description=notification.body,
+        snapshot={
+            "subject": SYNC_SUBJECT,
+            "last_success_at": iso(last_success),
+            "detected_at": iso(notification.created_at),
+            "backend": settings.SSOT_BACKEND,
+            "branch": branch(),
+        },
+        suggested_actions=[
+            "Check that the SSOT answers (GitHub status, token, or the local repository's disk)",
+            "Run manage.py ssot_resync and read its error",
+            "Check that the qcluster worker runs the SSOT poll (manage.py setup_schedules)",
+        ],
+        auto_suspended=False,
+    )
