@@ -192,8 +192,9 @@ class Mirror:
                 }
             )
             self._saw(envelope.sender, envelope.timestamp, "message")
-            for ref in envelope.context_ref:
-                self._refs.append((ref, envelope.sender, envelope.timestamp, envelope.msg_id))
+            if envelope.type != "escalation":  # an escalation is about a message, not an answer to it
+                for ref in envelope.context_ref:
+                    self._refs.append((ref, envelope.sender, envelope.timestamp, envelope.msg_id))
         if not rows:
             return
         existing = set(

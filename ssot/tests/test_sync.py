@@ -171,6 +171,27 @@ def test_later_message_from_the_addressee_naming_it_acknowledges(store):
     assert Ack.objects.get().via == Ack.Via.CONTEXT_REF
 
 
+def test_an_escalation_naming_a_message_does_not_acknowledge_it(store):
+    import amp
+
+    message = dispatch("T-1", to="system")
+    escalation = amp.build_escalation(
+        task_id="T-1",
+        escalation_type="ack_timeout",
+        severity="warning",
+        triggered_by="system",
+        description="late",
+        affected_msgs=[message["msg_id"]],
+        msg_id="escalation-ack-T-1-1",
+    )
+    commit(
+        store,
+        {f"messages/{message['msg_id']}.json": message, "messages/escalation-ack-T-1-1.json": escalation},
+    )
+    sync()
+    assert Message.objects.get(msg_id=message["msg_id"]).ack_state == Message.AckState.PENDING
+
+
 def test_agents_liveness_is_recorded_from_what_they_wrote(store, settings):
     message = dispatch("T-1")
     commit(
