@@ -7,6 +7,7 @@ errors: the rest of an Apprise URL usually holds a token or a password.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -54,6 +55,11 @@ def targets() -> list[str]:
     if settings.TELEGRAM_BOT_TOKEN and settings.TELEGRAM_ADMIN_CHAT_ID:
         urls.append(f"tgram://{settings.TELEGRAM_BOT_TOKEN}/{settings.TELEGRAM_ADMIN_CHAT_ID}")
     return urls
+
+
+def target_id(url: str) -> str:
+    """A stable name for a target that reveals nothing of its URL."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def scheme(url: str) -> str:
@@ -114,12 +120,21 @@ def notifications_send(*, limit: int = BATCH) -> SendReport:
         if not mine:
             continue
         attempts = notification.attempts + 1
-        deliveries = [send(url, title=notification.title, body=notification.body) for url in urls]
-        errors = [d.error for d in deliveries if not d.ok]
+        delivered = list(notification.delivered_to)
+        errors = []
+        for url in urls:
+            if target_id(url) in delivered:
+                continue
+            delivery = send(url, title=notification.title, body=notification.body)
+            if delivery.ok:
+                delivered.append(target_id(url))
+            else:
+                errors.append(delivery.error)
         for error in errors:
             log.warning("notification %s (attempt %d): %s", notification.pk, attempts, error)
         done = timezone.now()
         owned = Notification.objects.filter(pk=notification.pk, next_attempt_at=lease)
+        owned.update(delivered_to=delivered)
         if not errors:
             owned.update(state=Notification.State.SENT, sent_at=done, last_error="" if urls else "no targets")
             report.sent += 1

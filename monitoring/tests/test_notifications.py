@@ -92,6 +92,20 @@ def test_a_failing_target_does_not_stop_the_others_and_is_retried(settings, http
     assert "s3cret" not in ours and "127.0.0.1" not in ours and "s3cret" not in notification.last_error
 
 
+def test_a_retry_goes_only_to_the_targets_that_missed_it(settings, http, time_machine):
+    time_machine.move_to(T0, tick=False)
+    settings.NOTIFY_URLS = [http.url("ok"), http.url("fail")]
+    notification = NotificationFactory()
+    notify.notifications_send()
+    notification.refresh_from_db()
+    assert notification.delivered_to == [notify.target_id(http.url("ok"))]
+    assert "127.0.0.1" not in str(notification.delivered_to)
+    settings.NOTIFY_URLS = [http.url("ok"), http.url("repaired")]  # the failing target was fixed
+    time_machine.move_to(T0 + timedelta(seconds=31), tick=False)
+    assert notify.notifications_send().sent == 1
+    assert (len(http.bodies("/ok")), len(http.bodies("/repaired"))) == (1, 1)
+
+
 def test_retries_back_off_exponentially_then_give_up(settings, time_machine):
     settings.NOTIFY_URLS = [f"json://127.0.0.1:{closed_port()}/dead"]
     time_machine.move_to(T0, tick=False)
