@@ -23,6 +23,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.django_db(*marker.args, **kwargs), append=False)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_local_cache(settings) -> None:
+    """Rate-limit counters in a local-memory cache do not outlive a test (user ids repeat on SQLite).
+
+    A Redis cache is never cleared here: it may be shared; its keys carry the run's own prefix.
+    """
+    from django.core.cache import cache
+
+    if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+        cache.clear()
+
+
 @pytest.fixture
 def ssot_path(tmp_path: Path, settings) -> Iterator[Path]:
     """Point the settings at a fresh bare repository under tmp_path (created empty)."""

@@ -20,8 +20,20 @@ class Command(BaseCommand):
     def handle(self, *args, bind: str, port: int, **options):
         names = ["daphne", "qcluster"]
         children = [
+            # No access log: a request line may carry a secret (the token form of the Xcode Cloud URL).
             subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", bind, "-p", str(port), "agentos_site.asgi:application"]
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-v",
+                    "0",
+                    "-b",
+                    bind,
+                    "-p",
+                    str(port),
+                    "agentos_site.asgi:application",
+                ]
             ),
             subprocess.Popen([sys.executable, "manage.py", "qcluster"]),
         ]
