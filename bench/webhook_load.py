@@ -1,0 +1,161 @@
+"""Webhook load: signed push deliveries at fixed rates against one daphne process, with a qcluster beside it.
+
+Open loop: delivery i is due at start + i/rate whatever the answers before it, sent by a bounded pool of
+threads on a new connection each (as GitHub does); its latency counts from when it was due, so a slow
+server cannot hide its backlog. Processing is timed from the rows (received_at -> processed_at); every
+push names the SSOT's current head, so each one costs a claim, a no-op sync and a queued audit line.
+
+Run: .venv/bin/python -m bench.webhook_load [--rates 50,200] [--seconds 10]
+Embedded (SQLite, ORM broker) unless --use-env, which keeps DATABASE_URL and REDIS_URL;
+--no-worker measures the request path alone (deliveries stay pending).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.setup import django_for_bench, percentile
+
+SECRET = "bench-webhook-secret"
+POOL = 64
+DRAIN_TIMEOUT_SEC = 300
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="50,200", help="deliveries per second, comma-separated")
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each rate")
+    parser.add_argument("--use-env", action="store_true", help="keep DATABASE_URL / REDIS_URL")
+    parser.add_argument("--no-worker", action="store_true", help="no qcluster: the request path alone")
+    args = parser.parse_args()
+    if not args.use_env:
+        for name in ("DATABASE_URL", "REDIS_URL"):
+            os.environ.pop(name, None)
+    os.environ.update(
+        GITHUB_WEBHOOK_SECRET=SECRET, XCODE_WEBHOOK_SECRET="bench-xcode-token", SSOT_BACKEND="local"
+    )
+    var = django_for_bench("webhooks")
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [sys.executable, "manage.py", "ssot_init", "--demo"], cwd=root, check=True, capture_output=True
+    )
+
+    from django.conf import settings
+
+    from ssot.stores.factory import get_store, webhook_repo_name
+    from ssot.testing.server import ControlPlane
+
+    broker = "Redis" if settings.REDIS_URL else "ORM"
+    worker = "no worker" if args.no_worker else f"one qcluster ({settings.Q_CLUSTER['workers']} workers)"
+    database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    print(
+        f"webhook load: one daphne + {worker}, {broker} broker, {database}, {os.cpu_count()} CPUs "
+        f"(load average {os.getloadavg()[0]:.2f}), var {var}"
+    )
+    head = get_store().head()
+    body = json.dumps(
+        {
+            "ref": "refs/heads/main",
+            "before": head,
+            "after": head,
+            "repository": {"full_name": webhook_repo_name(), "name": "ssot"},
+            "pusher": {"name": "bench"},
+            "commits": [],
+        }
+    ).encode()
+    with ControlPlane({}, worker=not args.no_worker, log_dir=var) as plane:
+        for rate in [int(value) for value in args.rates.split(",")]:
+            run(plane.port, rate, args.seconds, body, processed=not args.no_worker)
+
+
+def run(port: int, rate: int, seconds: float, body: bytes, *, processed: bool = True) -> None:
+    from ssot.models import WebhookDelivery
+    from ssot.webhooks.verify import github_signature
+
+    count = int(rate * seconds)
+    signature = github_signature(body, SECRET)
+    guids = [str(uuid.uuid4()) for _ in range(count)]
+    latencies: list[float] = []
+    statuses: dict[int | str, int] = {}
+    lock = threading.Lock()
+
+    def send(guid: str, due: float) -> None:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request(
+                "POST",
+                "/webhooks/github",
+                body=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-GitHub-Event": "push",
+                    "X-GitHub-Delivery": guid,
+                    "X-Hub-Signature-256": signature,
+                },
+            )
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            status: int | str = response.status
+        except OSError as exc:
+            status = type(exc).__name__
+        with lock:
+            latencies.append(time.monotonic() - due)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    client_cpu = time.process_time()
+    with ThreadPoolExecutor(max_workers=POOL) as pool:
+        start = time.monotonic() + 0.2
+        for index, guid in enumerate(guids):
+            due = start + index / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(send, guid, due)
+    last_answer = time.monotonic()
+    client_cpu = time.process_time() - client_cpu
+
+    done_states = ["done", "ignored", "failed"]
+    deadline = last_answer + DRAIN_TIMEOUT_SEC
+    expected = statuses.get(202, 0) if processed else 0
+    while WebhookDelivery.objects.filter(guid__in=guids, state__in=done_states).count() < expected:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    drained = time.monotonic() - last_answer
+    rows = list(
+        WebhookDelivery.objects.filter(guid__in=guids).values_list("state", "received_at", "processed_at")
+    )
+    delays = [(processed - received).total_seconds() for _, received, processed in rows if processed]
+    states: dict[str, int] = {}
+    for state, _, _ in rows:
+        states[state] = states.get(state, 0) + 1
+
+    print(
+        f"{rate}/s for {seconds:g} s: {count} sent; answers {dict(sorted(statuses.items(), key=str))}; "
+        f"rows {dict(sorted(states.items()))}; the client used {client_cpu:.1f} s of CPU"
+    )
+    print(
+        f"  response latency from the due time: p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
+    )
+    if delays:
+        print(
+            f"  arrival to processed: p50 {percentile(delays, 0.5) * 1000:.0f} ms, "
+            f"p99 {percentile(delays, 0.99) * 1000:.0f} ms; "
+            f"all processed {drained:.2f} s after the last answer"
+        )
+
+
+if __name__ == "__main__":
+    main()

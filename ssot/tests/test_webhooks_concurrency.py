@@ -1,0 +1,78 @@
+"""Duplicates at the same moment: threads with their own database connections, as daphne and workers have."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from ssot.models import AuditEntry, Task, WebhookDelivery
+from ssot.testing.webhooks import Poster, payload
+from ssot.tests.factories import TaskFactory
+from ssot.webhooks.processing import process_delivery
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SECRET = "concurrency-secret"
+THREADS = 8
+
+
+def at_once(work: Callable[[int], object]) -> list[object]:
+    """Run `work(i)` in THREADS threads released together; each thread closes its own connection."""
+    barrier = threading.Barrier(THREADS)
+    results: list[object] = [None] * THREADS
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = work(index)
+        except Exception as exc:  # reported by the assertion on results below
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_the_same_guid_posted_at_once_is_stored_and_processed_once(settings):
+    settings.GITHUB_WEBHOOK_SECRETS = [SECRET]
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
+    TaskFactory(task_id="T-0001", branch="feature/t-0001")
+    guid = "0b989ba4-242f-11e5-81e1-c7b6966d2516"
+
+    def post(index: int) -> int:
+        poster = Poster(Client(), secret=SECRET, token="", address=f"10.77.0.{index + 1}")
+        return poster.github("pull_request", payload("pull_request_opened"), guid=guid).status_code
+
+    codes = at_once(post)
+
+    assert sorted(codes) == [200] * (THREADS - 1) + [202]
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.guid, delivery.state, delivery.attempts) == (guid, "done", 1)
+    assert AuditEntry.objects.filter(action="pr_update").count() == 1
+    assert Task.objects.get().pr_number == 42
+
+
+def test_workers_racing_for_one_delivery_process_it_once(settings):
+    settings.GITHUB_WEBHOOK_SECRETS = [SECRET]
+    TaskFactory(task_id="T-0001", branch="feature/t-0001")
+    Poster(Client(), secret=SECRET, token="", address="10.77.1.1").github(
+        "check_run", payload("check_run_completed"), guid="race-1"
+    )
+    pk = WebhookDelivery.objects.get().pk
+
+    states = at_once(lambda index: process_delivery(pk))
+
+    assert "done" in states
+    assert all(state in ("done", "processing") for state in states), states
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.state, delivery.attempts) == ("done", 1)
+    assert AuditEntry.objects.filter(action="ci_update").count() == 1

@@ -1,0 +1,1 @@
+"""Webhooks from GitHub and Xcode Cloud (SPEC section 8): verified, stored, answered, processed durably."""

@@ -1,0 +1,273 @@
+"""Processing of stored webhook deliveries, after the response, durably.
+
+The choice: django-q2 plus a durable retry. The view stores the delivery (GUID unique) and hands its
+id to django-q2 (`async_task`): with the ORM broker (embedded) the queue entry is written in the same
+transaction as the row; with Redis (REDIS_URL) right after that transaction commits, so a worker never
+sees an id before its row. A worker processes it a moment later, never inside the request. The queue
+alone is not durable (a lost enqueue, a worker killed mid-task), so the row is the source of truth:
+every delivery carries `next_attempt_at`, and `retry_due()` (scheduled every minute) processes what
+is due. In tests, django-q2's sync mode (Q_CLUSTER["sync"]) runs the task inline after the commit.
+
+A delivery is processed by whoever *claims* it first, with one conditional UPDATE (the healthchecks
+pattern), so the queued task, the retry loop and a replay never process it twice at once:
+
+    pending --claim--> processing --> done | ignored
+                           |--error--> failed, next_attempt_at = now + 30 s * 2^(attempts-1)
+                           |--error after MAX_ATTEMPTS--> failed, next_attempt_at = None (given up)
+
+A claim holds a lease (`next_attempt_at` = now + LEASE): a worker that died mid-task is retried when it
+expires. A fresh delivery is due PENDING_GRACE after it arrived, in case its queued task is lost.
+`manage.py webhooks_replay` forces a re-run of failed or chosen deliveries. Processing is idempotent
+(the sync is; CI and PR updates that change nothing write nothing), so a re-run is safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from ssot.models import WebhookDelivery
+from ssot.services import audit_queue
+from ssot.stores.factory import branch, webhook_repo_name
+from ssot.sync import sync
+from ssot.webhooks import payloads
+from ssot.webhooks.services import task_ci_update, task_pr_update
+
+log = logging.getLogger(__name__)
+
+State = WebhookDelivery.State
+
+MAX_ATTEMPTS = 5
+BACKOFF_BASE_SEC = 30
+LEASE_SEC = 300  # longer than the django-q2 task timeout (120 s)
+PENDING_GRACE_SEC = 60
+RETRY_BATCH = 200
+PROCESS_FUNCTION = "ssot.webhooks.processing.process_delivery"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str
+    note: str
+
+
+# -- queueing ------------------------------------------------------------------------------------------
+
+
+def first_due() -> datetime:
+    """When a fresh delivery becomes due for `retry_due` if its queued task never ran."""
+    return timezone.now() + timedelta(seconds=PENDING_GRACE_SEC)
+
+
+def enqueue(pk: int) -> None:
+    """Queue the processing of a stored delivery. If the broker fails, retry_due still processes it."""
+    from django_q.tasks import async_task
+
+    inline = bool(settings.Q_CLUSTER.get("sync", False))  # django-q2's sync mode (tests): run it now
+    try:
+        # A savepoint: a broker insert that fails leaves the caller's transaction usable. (Outside one,
+        # the ORM broker would also close and reopen the connection, most of a request's time on SQLite.)
+        with contextlib.nullcontext() if inline else transaction.atomic():
+            async_task(PROCESS_FUNCTION, pk, task_name=f"webhook-{pk}", save=False, sync=inline)
+    except Exception:
+        # The broker is down: the row is due at `first_due`, and retry_due processes it then.
+        log.exception("could not queue webhook delivery %s; retry_due will process it", pk)
+
+
+def enqueue_with_commit(pk: int) -> None:
+    """Queue a delivery stored in the current transaction: with it (ORM broker) or right after it."""
+    if settings.Q_CLUSTER.get("orm") and not settings.Q_CLUSTER.get("sync"):
+        # The queue is a table of the same database: the row and its queue entry commit together.
+        enqueue(pk)
+    else:
+        # Redis (or sync mode) would see the id before the row is committed.
+        transaction.on_commit(lambda: enqueue(pk))
+
+
+# -- processing ----------------------------------------------------------------------------------------
+
+
+def _claim(pk: int, *, force: bool) -> WebhookDelivery | None:
+    now = timezone.now()
+    lease_expired = Q(state=State.PROCESSING, next_attempt_at__lte=now)
+    if force:
+        claimable = ~Q(state=State.PROCESSING) | lease_expired
+    else:
+        claimable = Q(state=State.PENDING) | Q(state=State.FAILED, next_attempt_at__lte=now) | lease_expired
+    claimed = (
+        WebhookDelivery.objects.filter(claimable, pk=pk).update(
+            state=State.PROCESSING,
+            attempts=F("attempts") + 1,
+            next_attempt_at=now + timedelta(seconds=LEASE_SEC),
+        )
+        == 1
+    )
+    return WebhookDelivery.objects.filter(pk=pk).first() if claimed else None
+
+
+def process_delivery(pk: int, *, force: bool = False) -> str:
+    """Process one delivery if it can be claimed; returns its state afterwards.
+
+    `force` (a replay) also re-runs a done, ignored or given-up delivery.
+    """
+    delivery = _claim(pk, force=force)
+    if delivery is None:
+        return WebhookDelivery.objects.filter(pk=pk).values_list("state", flat=True).first() or "missing"
+    # Only this claim may record the result: if its lease expired and another run claimed the row,
+    # `attempts` moved on and these updates match nothing.
+    mine = WebhookDelivery.objects.filter(pk=pk, state=State.PROCESSING, attempts=delivery.attempts)
+    try:
+        outcome = _process(delivery, mine)
+    except Exception as exc:
+        _failed(delivery, mine, exc)
+        return State.FAILED
+    return outcome.state
+
+
+def _failed(delivery: WebhookDelivery, mine: QuerySet, exc: Exception) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:4000]
+    if delivery.attempts >= MAX_ATTEMPTS:
+        retry_at = None
+        log.error("webhook %s failed %d times, giving up: %s", delivery.guid, delivery.attempts, error)
+    else:
+        retry_at = timezone.now() + timedelta(seconds=BACKOFF_BASE_SEC * 2 ** (delivery.attempts - 1))
+        log.warning(
+            "webhook %s failed (attempt %d), retried later: %s", delivery.guid, delivery.attempts, error
+        )
+    mine.update(state=State.FAILED, next_attempt_at=retry_at, error=error)
+
+
+def _finish(mine: QuerySet, outcome: Outcome) -> None:
+    mine.update(
+        state=outcome.state, next_attempt_at=None, error=outcome.note[:4000], processed_at=timezone.now()
+    )
+
+
+def _process(delivery: WebhookDelivery, mine: QuerySet) -> Outcome:
+    headers = delivery.headers if isinstance(delivery.headers, dict) else {}
+    payload = payloads.decode(bytes(delivery.body), str(headers.get("Content-Type", "application/json")))
+    if delivery.source == "github" and delivery.event == "push":
+        # The sync runs its own transactions under the mirror lock; the audit line and the outcome are
+        # then recorded together.
+        outcome, record = _push(delivery, payload)
+        with transaction.atomic():
+            record()
+            _finish(mine, outcome)
+        return outcome
+    with transaction.atomic():
+        outcome = _other(delivery, payload)
+        _finish(mine, outcome)
+    return outcome
+
+
+def _push(delivery: WebhookDelivery, payload: dict[str, Any]) -> tuple[Outcome, Callable[[], object]]:
+    """Sync a push to the SSOT (or ignore another one); returns the outcome and its audit line to write."""
+    repository = payloads.text(payload, "repository", "full_name")
+    ref = payloads.text(payload, "ref")
+    pusher = payloads.text(payload, "pusher", "name") or "github"
+    expected_ref = f"refs/heads/{branch()}"
+    if repository != webhook_repo_name() or ref != expected_ref:
+        note = (
+            f"ignored: push to {repository or '?'} {ref or '?'} "
+            f"(the SSOT is {webhook_repo_name()} {expected_ref})"
+        )
+        return Outcome(State.IGNORED, note), lambda: _audit(delivery, note)
+    # The payload's commit list is not trusted (it can be truncated or forged by a mistaken secret
+    # holder); the sync diffs the trees itself, from the mirrored head to the store's head.
+    report = sync()
+    before, after = payloads.text(payload, "before"), payloads.text(payload, "after")
+    note = (
+        f"sync {report.mode} to {(report.head or 'nothing')[:10]}: {report.files_read} read, "
+        f"{report.files_deleted} deleted"
+    )
+    return Outcome(State.DONE, note), lambda: audit_queue(
+        actor=pusher[:150],
+        action="ssot_push",
+        detail=f"{ref} {before[:10]}..{after[:10]}: {note}",
+        extra={"delivery": delivery.guid, "head": report.head or ""},
+    )
+
+
+def _other(delivery: WebhookDelivery, payload: dict[str, Any]) -> Outcome:
+    if delivery.source == "xcode":
+        updates = payloads.xcode_build(payload)
+        if not updates:
+            note = f"ignored: Xcode Cloud {delivery.event or 'event'} without a build on a branch"
+            _audit(delivery, note)
+            return Outcome(State.IGNORED, note)
+        return _ci(delivery, updates)
+    if delivery.event == "ping":
+        note = f"ping from hook {payload.get('hook_id', '?')}"
+        _audit(delivery, note)
+        return Outcome(State.DONE, note)
+    if delivery.event == "pull_request":
+        update = payloads.pull_request(payload)
+        if update is None:
+            note = "ignored: a pull request without a head branch of this repository"
+            _audit(delivery, note)
+            return Outcome(State.IGNORED, note)
+        changed = task_pr_update(update=update, delivery=delivery.guid)
+        return _applied(delivery, f"PR #{update.number} {update.state} on {update.branch}", changed)
+    if delivery.event in payloads.CI_EVENTS:
+        updates = payloads.CI_EVENTS[delivery.event](payload)
+        if not updates:
+            note = f"ignored: {delivery.event} without a head branch"
+            _audit(delivery, note)
+            return Outcome(State.IGNORED, note)
+        return _ci(delivery, updates)
+    note = f"stored: nothing to do for {delivery.event}"
+    _audit(delivery, note)
+    return Outcome(State.IGNORED, note)
+
+
+def _ci(delivery: WebhookDelivery, updates: list[payloads.CheckUpdate]) -> Outcome:
+    changed: list[str] = []
+    for update in updates:
+        changed += task_ci_update(update=update, delivery=delivery.guid)
+    described = ", ".join(f"{u.check} {u.state} on {u.branch}" for u in updates)
+    return _applied(delivery, described, changed)
+
+
+def _applied(delivery: WebhookDelivery, described: str, changed: list[str]) -> Outcome:
+    if changed:
+        return Outcome(State.DONE, f"{described}: tasks {', '.join(changed)}")
+    # Nothing changed: no task on that branch yet, or a resend of what is already recorded.
+    note = f"{described}: no task changed"
+    _audit(delivery, note)
+    return Outcome(State.DONE, note)
+
+
+def _audit(delivery: WebhookDelivery, note: str) -> None:
+    audit_queue(
+        actor="xcode_cloud" if delivery.source == "xcode" else "github",
+        action="webhook",
+        detail=f"{delivery.event} {delivery.action}: {note}".replace("  ", " ")[:2000],
+        extra={"delivery": delivery.guid, "event": delivery.event},
+    )
+
+
+# -- the durable retry -------------------------------------------------------------------------------
+
+
+def retry_due(*, limit: int = RETRY_BATCH) -> int:
+    """Process deliveries whose queued task was lost, whose worker died, or whose backoff is over."""
+    now = timezone.now()
+    due = list(
+        WebhookDelivery.objects.filter(
+            state__in=[State.PENDING, State.FAILED, State.PROCESSING], next_attempt_at__lte=now
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in due:
+        process_delivery(pk)
+    return len(due)
