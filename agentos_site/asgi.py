@@ -1,4 +1,4 @@
-"""ASGI entry point: Django over HTTP (static files included unless a proxy serves them)."""
+"""ASGI entry point: Django over HTTP (static files unless a proxy serves them), events over WebSocket."""
 
 import os
 
@@ -8,10 +8,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentos_site.settings")
 
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from monitoring.routing import websocket_urlpatterns  # noqa: E402
+from monitoring.ws_auth import WebsocketAuthStack  # noqa: E402
+
 http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else django_asgi_app
 
-application = ProtocolTypeRouter({"http": http_app})
+application = ProtocolTypeRouter(
+    {
+        "http": http_app,
+        "websocket": AllowedHostsOriginValidator(WebsocketAuthStack(URLRouter(websocket_urlpatterns))),
+    }
+)

@@ -101,7 +101,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # given its path); one per test run, so two runs on one machine never share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_agentos_{os.getpid()}.sqlite3")}
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+    # 0 under daphne: Django keeps a connection per request context under ASGI, so persistent ones
+    # pile up until PostgreSQL refuses clients ("too many clients already" under webhook load).
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -133,7 +135,8 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # In memory, with group sends carried to daphne from the worker (see monitoring/layers.py).
+            "BACKEND": "monitoring.layers.LocalChannelLayer",
             "CONFIG": {"capacity": CHANNEL_CAPACITY, "expiry": 30},
         }
     }
@@ -154,7 +157,8 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
-    Q_CLUSTER["poll"] = 0.5
+    # How often the ORM broker looks for queued work: the wait a webhook-triggered sync adds, at most.
+    Q_CLUSTER["poll"] = 0.1
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -287,5 +291,7 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
         "github": {"level": "WARNING"},
+        # Apprise's debug lines carry target URLs and request errors (a Telegram bot token is in the URL).
+        "apprise": {"level": "WARNING"},
     },
 }

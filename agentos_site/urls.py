@@ -1,7 +1,7 @@
 """URL map: admin, API, webhooks, dashboard, OpenAPI and the health probe."""
 
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agentos_site.health import healthz
@@ -12,7 +12,14 @@ admin.site.index_title = "Approval console"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("dashboard/", include("monitoring.urls")),
+    path("", include("ssot.webhooks.urls")),
     re_path(r"^healthz/?$", healthz, name="healthz"),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/", include("ssot.api.urls")),
+    path("api/", include("monitoring.api_urls")),
 ]
+
+# JSON under /api/ (an unknown id in a path, an unknown endpoint), Django's page elsewhere.
+handler404 = "ssot.api.views.not_found"

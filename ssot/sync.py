@@ -39,6 +39,8 @@ class SyncReport:
     files_deleted: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     quarantined: list[str] = field(default_factory=list)
+    # Too many changed rows for one event each: no per-row events went out, clients must reload.
+    reload: bool = False
     seconds: float = 0.0
 
     @property
@@ -130,6 +132,7 @@ def _sync_to(store: Store, state: SyncState, head: str | None, *, full: bool) ->
         _broadcast(mirror)
     report.rows = dict(mirror.counts)
     report.quarantined = [path for path, _ in mirror.quarantined]
+    report.reload = mirror.overflowed
     return report
 
 
@@ -171,7 +174,7 @@ def _record_success(state: SyncState, head: str | None, report: SyncReport) -> N
     )
     if report.mode != "noop":
         events.broadcast_on_commit(
-            events.sync(state, {**report.as_dict(), "reload": report.files_changed > 200})
+            events.sync(state, {**report.as_dict(), "reload": report.reload or report.files_changed > 200})
         )
         log.info(
             "sync %s -> %s: %d read, %d deleted, %d rows, %d quarantined in %.3fs",

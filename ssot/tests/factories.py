@@ -39,7 +39,11 @@ class AgentUserFactory(UserFactory):
 
     username = "executor"
     is_staff = False
-    groups = factory.LazyFunction(lambda: ["agents"])
+
+    @factory.post_generation
+    def groups(self, create: bool, extracted: list[str] | None, **kwargs: object) -> None:
+        if create:
+            self.groups.add(*(Group.objects.get(name=name) for name in ["agents", *(extracted or [])]))
 
 
 class TaskFactory(factory.django.DjangoModelFactory):
