@@ -22,12 +22,14 @@ run: install
 
 test: install
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check --quiet .
 	$(PY) -m amp.jsonschema --check
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
 
 lint: install
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check --quiet .
 
 bench: install
 	$(PY) -m bench.run_all

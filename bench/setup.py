@@ -20,11 +20,12 @@ def django_for_bench(name: str) -> Path:
     from django.core.management import call_command
 
     django.setup()
-    call_command("flush", interactive=False, verbosity=0) if os.environ.get("DATABASE_URL") else None
     call_command("migrate", verbosity=0)
+    if os.environ.get("DATABASE_URL"):
+        call_command("flush", interactive=False, verbosity=0)  # a server database may hold a former run
     return var
 
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
