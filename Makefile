@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,6 @@ test: install
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check --quiet .
-
-bench: install
-	$(PY) -m bench.run_all
 
 clean:
 	rm -rf $(VENV) var
