@@ -118,7 +118,10 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # channels-redis blocks in BRPOP for 5 s and redis-py's default socket timeout is 5 s too:
+                # under load the client gave up first and the consumer died (close 1011). Wait longer; a
+                # timeout that still happens closes the socket, and the dashboard reconnects and re-snapshots.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
                 "prefix": CHANNEL_LAYER_PREFIX,
                 "capacity": CHANNEL_CAPACITY,
                 "expiry": 30,

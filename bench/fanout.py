@@ -106,7 +106,13 @@ def run(config: str, clients: int, count: int, redis_url: str) -> dict:
         samples, decisions, requests = asyncio.run(measure())
     except BaseException:
         for server in servers:
-            print(f"--- {server.name}\n{server.output()}", file=sys.stderr)
+            # The access log's connect/disconnect lines would bury the error: show the rest.
+            lines = [
+                line
+                for line in server.log.read_text(errors="replace").splitlines()
+                if "WSCONNECT" not in line and "WSDISCONNECT" not in line and '"HTTP ' not in line
+            ]
+            print(f"--- {server.name}\n" + "\n".join(lines[-80:]), file=sys.stderr)
         raise
     finally:
         for server in servers:
