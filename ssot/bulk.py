@@ -17,12 +17,13 @@ from django.db import connection, models
 BATCH = 1000
 
 
-def _converter(field: models.Field) -> Callable[[Any], Any]:
+def _converter(field: models.Field) -> Callable[[Any], Any] | None:
+    """How a value of this field becomes a query parameter; None when it goes as it is."""
     if isinstance(field, models.JSONField):
         return lambda value: json.dumps(value, ensure_ascii=False)
     if isinstance(field, models.DateTimeField):
         return connection.ops.adapt_datetimefield_value
-    return lambda value: value
+    return None
 
 
 def upsert(
@@ -40,7 +41,7 @@ def upsert(
         f for f in meta.concrete_fields if f.name not in names and not f.primary_key and f.has_default()
     ]
     fields = [meta.get_field(name) for name in names] + defaults
-    default_values = tuple(_converter(f)(f.get_default()) for f in defaults)
+    default_values = tuple((_converter(f) or (lambda value: value))(f.get_default()) for f in defaults)
     json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
     placeholders = ", ".join(f"%s{json_cast}" if isinstance(f, models.JSONField) else "%s" for f in fields)
     columns = [quote(meta.get_field(name).column) for name in update]
@@ -51,14 +52,13 @@ def upsert(
         f"VALUES ({placeholders}) "
         f"ON CONFLICT ({quote(meta.get_field(unique).column)}) DO UPDATE SET {assignments}"
     )
-    converters = [_converter(meta.get_field(name)) for name in names]
+    special = [(i, convert) for i, name in enumerate(names) if (convert := _converter(meta.get_field(name)))]
     with connection.cursor() as cursor:
         for start in range(0, len(rows), BATCH):
-            cursor.executemany(
-                sql,
-                [
-                    tuple(convert(row[name]) for convert, name in zip(converters, names, strict=True))
-                    + default_values
-                    for row in rows[start : start + BATCH]
-                ],
-            )
+            params = []
+            for row in rows[start : start + BATCH]:
+                values = [row[name] for name in names]
+                for i, convert in special:
+                    values[i] = convert(values[i])
+                params.append((*values, *default_values))
+            cursor.executemany(sql, params)

@@ -31,11 +31,12 @@ def _error(path: str, message: str) -> dict[str, str]:
 
 
 def _duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    duplicates = sorted({key for key in keys if keys.count(key) > 1})
-    if duplicates:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        duplicates = sorted({key for key, _ in pairs if key in seen or seen.add(key)})
         raise ValueError(f"duplicate keys {duplicates}")
-    return dict(pairs)
+    return document
 
 
 def load_json_object(raw: bytes) -> dict[str, Any]:

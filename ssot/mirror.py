@@ -83,7 +83,11 @@ class Mirror:
         """Mirror these files (already read) into their rows and the ledger."""
         by_kind: dict[str, list[FileUpdate]] = {}
         for update in files:
-            if update.kind != SsotFile.Kind.AUDIT and NUL_ESCAPE.search(update.raw):
+            if (
+                update.kind != SsotFile.Kind.AUDIT
+                and b"\\u0000" in update.raw
+                and NUL_ESCAPE.search(update.raw)
+            ):
                 self._quarantine(update, [NUL_ERROR])
                 continue
             by_kind.setdefault(update.kind, []).append(update)

@@ -57,6 +57,10 @@ class LocalStore(Store):
         return cls(path, branch)
 
     def head(self) -> str | None:
+        if not (self.path / "HEAD").is_file():
+            # A cached handle would report a vanished repository as an empty branch.
+            self._handles.repo = None
+            raise StoreUnavailable(f"local SSOT at {self.path} is unavailable: no repository there")
         with self._repo() as repo:
             return _ref_target(repo, self.ref)
 
@@ -84,7 +88,8 @@ class LocalStore(Store):
 
     def read(self, sha: str) -> bytes:
         with self._repo() as repo:
-            obj = repo.get(sha.lower()) if _SHA.match(sha.lower()) else None
+            # An exact lookup by object id: a hex string would go through libgit2's prefix search.
+            obj = repo.get(pygit2.Oid(hex=sha.lower())) if _SHA.fullmatch(sha.lower()) else None
             if obj is None or obj.type != ObjectType.BLOB:
                 raise StoreNotFound(f"no blob {sha} in the local SSOT")
             return obj.data
@@ -163,8 +168,7 @@ class LocalStore(Store):
         try:
             with _errors(self.path):
                 repo = getattr(self._handles, "repo", None)
-                if repo is None or not (self.path / "HEAD").is_file():
-                    # A cached handle would report a vanished repository as an empty branch: reopen.
+                if repo is None:
                     repo = self._handles.repo = pygit2.Repository(
                         str(self.path), RepositoryOpenFlag.NO_SEARCH
                     )
