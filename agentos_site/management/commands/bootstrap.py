@@ -18,7 +18,24 @@ class Command(BaseCommand):
         first_run = settings.SSOT_BACKEND == "local" and not settings.SSOT_LOCAL_PATH.exists()
         call_command("ssot_init", demo=first_run, stdout=self.stdout)
         self._ensure_admin()
+        self._ensure_agents()
         call_command("setup_schedules", stdout=self.stdout)
+
+    def _ensure_agents(self) -> None:
+        """A user per monitored agent, in the `agents` group, without a password: agents use tokens."""
+        users, group = get_user_model(), Group.objects.get(name="agents")
+        created = []
+        for name in settings.AGENTS:
+            agent, new = users.objects.get_or_create(username=name)
+            if new:
+                agent.set_unusable_password()
+                agent.save(update_fields=["password"])
+                created.append(name)
+            agent.groups.add(group)
+        if created:
+            self.stdout.write(
+                f"agent users: {', '.join(created)} (a token: manage.py issue_token {created[0]} --days 30)"
+            )
 
     def _ensure_admin(self) -> None:
         users = get_user_model()
