@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -91,6 +91,27 @@ def enqueue_with_commit(pk: int) -> None:
     else:
         # Redis (or sync mode) would see the id before the row is committed.
         transaction.on_commit(lambda: enqueue(pk))
+
+
+def delivery_store(
+    *, source: str, guid: str, event: str, action: str, headers: dict[str, str], body: bytes
+) -> WebhookDelivery | None:
+    """Store a verified delivery and queue its processing; None when the GUID is known (a redelivery)."""
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(
+                source=source,
+                guid=guid,
+                event=event[:64],
+                action=action[:64],
+                headers=headers,
+                body=body,
+                next_attempt_at=first_due(),
+            )
+            enqueue_with_commit(delivery.pk)
+    except IntegrityError:
+        return None
+    return delivery
 
 
 # -- processing ----------------------------------------------------------------------------------------

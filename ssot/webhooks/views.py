@@ -12,7 +12,6 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -21,9 +20,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentos_site.throttling import client_address, unverified_limiter
-from ssot.models import WebhookDelivery
 from ssot.webhooks import payloads
-from ssot.webhooks.processing import enqueue_with_commit, first_due
+from ssot.webhooks.processing import delivery_store
 from ssot.webhooks.verify import SIGNATURE_HEADER, github_signature_valid, token_valid
 
 log = logging.getLogger(__name__)
@@ -88,19 +86,12 @@ class WebhookView(APIView):
 
     def store(self, *, guid: str, event: str, action: str, headers: dict[str, str], body: bytes) -> Response:
         """Store a verified delivery and queue its processing; a known GUID is a no-op."""
-        try:
-            with transaction.atomic():
-                delivery = WebhookDelivery.objects.create(
-                    source=self.source,
-                    guid=guid,
-                    event=event[:64],
-                    action=action[:64],
-                    headers=headers,
-                    body=body,
-                    next_attempt_at=first_due(),
-                )
-                enqueue_with_commit(delivery.pk)
-        except IntegrityError:
+        if (
+            delivery_store(
+                source=self.source, guid=guid, event=event, action=action, headers=headers, body=body
+            )
+            is None
+        ):
             return Response({"ok": True, "duplicate": True, "guid": guid}, status=200)
         return Response({"ok": True, "guid": guid, "event": event}, status=202)
 
