@@ -57,12 +57,6 @@ def result(
     )
 
 
-def files_for(*, tasks: dict | None = None, messages: list[dict] | None = None) -> dict[str, bytes]:
-    files = {f"tasks/{task_id}.json": dump_json(doc) for task_id, doc in (tasks or {}).items()}
-    files.update({f"messages/{m['msg_id']}.json": dump_json(m) for m in messages or []})
-    return files
-
-
 def commit(
     store: Store,
     writes: dict[str, bytes | dict] | None = None,
