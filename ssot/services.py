@@ -443,9 +443,12 @@ def audit_flush(*, limit: int = 5000) -> int:
 
         def claim(committed: Committed) -> None:
             # The queued rows become the committed lines (a sync may have mirrored copies: drop those).
+            lines_by_path: dict[str, list[int]] = {}
             for entry, (path, line_no) in zip(entries, committed.audit_lines, strict=True):
-                AuditEntry.objects.filter(ssot_path=path, line_no=line_no).exclude(pk=entry.pk).delete()
+                lines_by_path.setdefault(path, []).append(line_no)
                 entry.in_ssot, entry.ssot_path, entry.line_no = True, path, line_no
+            for path, line_nos in lines_by_path.items():
+                AuditEntry.objects.filter(ssot_path=path, line_no__in=line_nos).delete()
             AuditEntry.objects.bulk_update(entries, ["in_ssot", "ssot_path", "line_no"], batch_size=500)
 
         write(build, author="system", before_mirror=claim)

@@ -317,6 +317,27 @@ def test_queued_audit_lines_are_flushed_in_one_commit(store, git_dir):
     assert differences(store) == []
 
 
+def test_a_sync_between_the_flush_commit_and_its_claim_leaves_one_row_per_line(store, monkeypatch):
+    from ssot import writing
+
+    commit(store, {"tasks/T-1.json": task_doc("T-1")})
+    sync()
+    for n in range(3):
+        services.audit_queue(actor="github", action="ci_result", detail=f"run {n}")
+    real_commit = writing._commit
+
+    def commit_then_sync(*args, **kwargs):
+        committed = real_commit(*args, **kwargs)
+        sync()  # mirrors the three new lines as rows of their own before the flush claims its rows
+        return committed
+
+    monkeypatch.setattr(writing, "_commit", commit_then_sync)
+    assert services.audit_flush() == 3
+    assert AuditEntry.objects.count() == 3
+    assert not AuditEntry.objects.filter(in_ssot=False).exists()
+    assert differences(store) == []
+
+
 def test_flush_then_decision_append_to_the_same_day_file(awaiting):
     services.audit_queue(actor="github", action="ci_result", detail="green")
     services.audit_flush()
