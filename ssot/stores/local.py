@@ -87,12 +87,17 @@ class LocalStore(Store):
             return Entry(path=path.strip("/"), sha=str(obj.id)) if obj.type == ObjectType.BLOB else None
 
     def read(self, sha: str) -> bytes:
+        oid = pygit2.Oid(hex=sha.lower()) if _SHA.fullmatch(sha.lower()) else None
         with self._repo() as repo:
-            # An exact lookup by object id: a hex string would go through libgit2's prefix search.
-            obj = repo.get(pygit2.Oid(hex=sha.lower())) if _SHA.fullmatch(sha.lower()) else None
-            if obj is None or obj.type != ObjectType.BLOB:
+            # An exact lookup by object id (a hex string would go through libgit2's prefix search),
+            # straight from the object database: half the cost of building a Blob to copy its data.
+            try:
+                kind, data = repo.odb.read(oid) if oid is not None else (None, b"")
+            except KeyError:  # pygit2.NotFoundError, which is also a GitError: not "unavailable"
+                kind = None
+            if kind != ObjectType.BLOB:
                 raise StoreNotFound(f"no blob {sha} in the local SSOT")
-            return obj.data
+            return data
 
     def changed(self, old: str | None, new: str) -> list[Change]:
         with self._repo() as repo:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from ssot.stores.base import StoreConflict, StoreUnavailable, git_blob_sha
+from ssot.stores.base import StoreConflict, StoreNotFound, StoreUnavailable, git_blob_sha
 from ssot.stores.hook import install_post_receive_hook
 from ssot.stores.local import LOCK_WAIT_SEC, LocalStore
 
@@ -135,6 +135,18 @@ def test_commit_rejects_paths_that_leave_their_folder(store: LocalStore) -> None
     with pytest.raises(ValueError, match="clashes with another write or delete"):
         store_commit(store, None, {"tasks/T-1.json": b"{}"}, deletes=("tasks/T-1.json",))
     assert store.head() is None
+
+
+def test_read_returns_blobs_only(store: LocalStore) -> None:
+    head = store_commit(store, None, {"tasks/T-1.json": b'{"task_id": "T-1"}'})
+    blob = store.entry(head, "tasks/T-1.json").sha
+    tree = git(store.path, "rev-parse", f"{head}^{{tree}}")
+
+    assert store.read(blob) == b'{"task_id": "T-1"}'
+    assert store.read(blob.upper()) == b'{"task_id": "T-1"}'
+    for not_a_blob in (head, tree, blob[:12], "not a sha"):
+        with pytest.raises(StoreNotFound, match="no blob"):
+            store.read(not_a_blob)
 
 
 def test_a_commit_that_changes_nothing_returns_its_parent(store: LocalStore) -> None:
