@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, models
 
 BATCH = 1000
@@ -22,8 +24,29 @@ def _converter(field: models.Field) -> Callable[[Any], Any] | None:
     if isinstance(field, models.JSONField):
         return lambda value: json.dumps(value, ensure_ascii=False)
     if isinstance(field, models.DateTimeField):
-        return connection.ops.adapt_datetimefield_value
+        return _datetime_adapter()
     return None
+
+
+def _datetime_adapter() -> Callable[[Any], Any]:
+    """The backend's datetime adapter, with SQLite's usual case done without its per-value overhead.
+
+    For an aware datetime with USE_TZ, Django's SQLite adapter stores `str()` of the value made naive
+    in the connection's time zone; this does the same in three C calls instead of several Python
+    functions and settings lookups (a full resync converts a hundred thousand datetimes). Anything
+    else (None, naive values, subclasses, expressions) goes through Django's adapter.
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    if connection.vendor != "sqlite" or not settings.USE_TZ:
+        return adapt
+    zone = connection.timezone
+
+    def convert(value: Any) -> Any:
+        if value.__class__ is datetime and value.utcoffset() is not None:
+            return str(value.astimezone(zone).replace(tzinfo=None))
+        return adapt(value)
+
+    return convert
 
 
 def upsert(
