@@ -2,11 +2,14 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentos_site.settings")
+django.setup(set_prefix=False)
 
-django_asgi_app = get_asgi_application()
+from agentos_site.asgi_handler import ControlPlaneASGIHandler  # noqa: E402
+
+django_asgi_app = ControlPlaneASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

@@ -1,0 +1,145 @@
+"""The ASGI handler: sync views through the sync middleware chain in one hop, at most N at a time;
+async views through Django's async chain, never waiting for a sync slot."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+from channels.testing import HttpCommunicator
+from django.http import HttpResponse, JsonResponse
+from django.urls import path
+
+from agentos_site.asgi_handler import ControlPlaneASGIHandler
+
+HELD_SEC = 0.3
+_running = {"now": 0, "most": 0, "threads": set()}
+_lock = threading.Lock()
+_middleware_threads: list[int] = []
+
+
+def slow_sync_view(request):
+    with _lock:
+        _running["now"] += 1
+        _running["most"] = max(_running["most"], _running["now"])
+        _running["threads"].add(threading.get_ident())
+    time.sleep(HELD_SEC)
+    with _lock:
+        _running["now"] -= 1
+    return JsonResponse({"thread": threading.get_ident()})
+
+
+async def async_view(request):
+    return HttpResponse("async", content_type="text/plain")
+
+
+def thread_recording_middleware(get_response):
+    """A sync-only middleware that notes the thread it ran in, before and after the view."""
+
+    def middleware(request):
+        _middleware_threads.append(threading.get_ident())
+        response = get_response(request)
+        _middleware_threads.append(threading.get_ident())
+        return response
+
+    return middleware
+
+
+urlpatterns = [path("slow", slow_sync_view), path("async", async_view)]
+
+
+@pytest.fixture
+def handler(settings):
+    settings.ROOT_URLCONF = __name__
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.thread_recording_middleware"]
+    _running.update(now=0, most=0, threads=set())
+    _middleware_threads.clear()
+    return ControlPlaneASGIHandler()
+
+
+async def _get(handler, url: str) -> dict:
+    communicator = HttpCommunicator(handler, "GET", url, headers=[(b"host", b"127.0.0.1")])
+    return await communicator.get_response(timeout=10)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_sync_views_beyond_the_limit_wait_their_turn(handler, settings):
+    settings.SYNC_VIEW_CONCURRENCY = 2
+    handler = ControlPlaneASGIHandler()
+    started = time.monotonic()
+    responses = await asyncio.gather(*(_get(handler, "/slow") for _ in range(5)))
+    elapsed = time.monotonic() - started
+
+    assert [response["status"] for response in responses] == [200] * 5
+    assert _running["most"] == 2
+    # Five requests of HELD_SEC two at a time: three rounds.
+    assert elapsed >= 3 * HELD_SEC - 0.05
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_async_view_does_not_wait_for_a_sync_slot(handler, settings):
+    settings.SYNC_VIEW_CONCURRENCY = 1
+    handler = ControlPlaneASGIHandler()
+    slow = asyncio.ensure_future(_get(handler, "/slow"))
+    await asyncio.sleep(HELD_SEC / 3)  # the one sync slot is taken
+    started = time.monotonic()
+    response = await _get(handler, "/async")
+    waited = time.monotonic() - started
+
+    assert response["status"] == 200 and response["body"] == b"async"
+    assert not slow.done() and waited < HELD_SEC
+    assert (await slow)["status"] == 200
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_sync_chain_and_its_view_run_in_one_call_per_request(handler):
+    calls: list[int] = []
+    run_chain = handler.sync_handler.get_response
+
+    def counted(request):
+        calls.append(threading.get_ident())
+        return run_chain(request)
+
+    handler.sync_handler.get_response = counted
+    response = await _get(handler, "/slow")
+
+    assert response["status"] == 200
+    # One call of the sync chain, in one thread: both halves of the middleware and the view ran there.
+    assert len(calls) == 1
+    assert set(_middleware_threads) == _running["threads"] == set(calls) and len(_middleware_threads) == 2
+    # Django's own middleware ran too, in sync mode: their headers are on the answer.
+    headers = dict(response["headers"])
+    assert headers[b"X-Frame-Options"] == b"DENY"
+    assert headers[b"X-Content-Type-Options"] == b"nosniff"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_async_views_keep_the_async_chain(handler):
+    response = await _get(handler, "/async")
+
+    assert response["status"] == 200
+    assert dict(response["headers"])[b"X-Frame-Options"] == b"DENY"
+    # The sync-only middleware was adapted around the async chain, as Django does.
+    assert len(_middleware_threads) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_unknown_paths_are_a_404_through_the_sync_chain(handler):
+    response = await _get(handler, "/nowhere")
+
+    assert response["status"] == 404
+    assert len(_middleware_threads) == 2
+
+
+def test_which_views_are_async(handler, rf):
+    assert ControlPlaneASGIHandler.view_is_async(rf.get("/async"))
+    assert not ControlPlaneASGIHandler.view_is_async(rf.get("/slow"))
+    assert not ControlPlaneASGIHandler.view_is_async(rf.get("/nowhere"))
+
+
+def test_the_site_serves_through_this_handler():
+    from agentos_site.asgi import django_asgi_app
+
+    assert isinstance(django_asgi_app, ControlPlaneASGIHandler)
