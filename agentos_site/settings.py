@@ -88,8 +88,11 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'agentos.sqlite3'}"),
 }
+SQLITE_POOL_SIZE = env.int("SQLITE_POOL_SIZE", default=8)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
+    # Django's SQLite backend with a per-process pool of open connections (agentos_site/sqlite/base.py).
+    DATABASES["default"]["ENGINE"] = "agentos_site.sqlite"
     # WAL and IMMEDIATE transactions let daphne, the worker and the tests' threads write without
     # "database is locked" errors; the timeout waits for a writer instead of failing.
     DATABASES["default"]["OPTIONS"] = {
@@ -101,11 +104,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # given its path); one per test run, so two runs on one machine never share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_agentos_{os.getpid()}.sqlite3")}
 else:
-    # 0 under daphne: Django keeps a connection per request context under ASGI, so persistent ones
-    # pile up until PostgreSQL refuses clients ("too many clients already" under webhook load).
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
+    # A pool of connections per process (Django's, on psycopg_pool). Without one, daphne opens and
+    # closes a connection per request: persistent connections belong to the request's context under
+    # ASGI and would pile up until PostgreSQL refuses clients. Pools need CONN_MAX_AGE 0. A connection
+    # is checked as it leaves the pool (CONN_HEALTH_CHECKS), so a restarted server costs no failed request.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=12),
+        "timeout": 10,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# How many requests to sync views one daphne process runs at once; the rest wait their turn on the
+# event loop (agentos_site/asgi_handler.py). Async views (the decision long-poll) are not counted.
+SYNC_VIEW_CONCURRENCY = env.int("SYNC_VIEW_CONCURRENCY", default=4)
 
 # Redis: the channel layer, django-q2's broker and the shared cache (rate limits) when set.
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -29,7 +29,7 @@ def free_port() -> int:
 
 def database_url(settings_dict: Mapping[str, Any]) -> str:
     """A DATABASE_URL for the database a connection uses (the test database, in tests)."""
-    if settings_dict["ENGINE"] == "django.db.backends.sqlite3":
+    if settings_dict["ENGINE"] in ("django.db.backends.sqlite3", "agentos_site.sqlite"):
         return f"sqlite:///{settings_dict['NAME']}"
     user = quote(settings_dict.get("USER") or "")
     password = f":{quote(settings_dict['PASSWORD'])}" if settings_dict.get("PASSWORD") else ""
