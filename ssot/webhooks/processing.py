@@ -24,6 +24,7 @@ expires. A fresh delivery is due PENDING_GRACE after it arrived, in case its que
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,15 @@ def first_due() -> datetime:
     return timezone.now() + timedelta(seconds=PENDING_GRACE_SEC)
 
 
+@functools.cache
+def _broker() -> Any:
+    """One django-q2 broker per process. `async_task` would build one per call otherwise: for Redis a
+    new client, connection and handshake per delivery, most of a webhook request's time."""
+    from django_q.brokers import get_broker
+
+    return get_broker()
+
+
 def enqueue(pk: int) -> None:
     """Queue the processing of a stored delivery. If the broker fails, retry_due still processes it."""
     from django_q.tasks import async_task
@@ -77,7 +87,9 @@ def enqueue(pk: int) -> None:
         # A savepoint: a broker insert that fails leaves the caller's transaction usable. (Outside one,
         # the ORM broker would also close and reopen the connection, most of a request's time on SQLite.)
         with contextlib.nullcontext() if inline else transaction.atomic():
-            async_task(PROCESS_FUNCTION, pk, task_name=f"webhook-{pk}", save=False, sync=inline)
+            async_task(
+                PROCESS_FUNCTION, pk, task_name=f"webhook-{pk}", save=False, sync=inline, broker=_broker()
+            )
     except Exception:
         # The broker is down: the row is due at `first_due`, and retry_due processes it then.
         log.exception("could not queue webhook delivery %s; retry_due will process it", pk)
