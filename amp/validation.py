@@ -92,6 +92,11 @@ def is_safe_id(s: object) -> bool:
 
 def validate(raw: object) -> Envelope:
     """Return the Envelope of an AMP/1.0 message; raise AmpValidationError listing every violation."""
+    envelope = _plainly_valid(raw)
+    return envelope if envelope is not None else _validate_fully(raw)
+
+
+def _validate_fully(raw: object) -> Envelope:
     if not isinstance(raw, dict):
         raise AmpValidationError([Violation(ROOT, f"must be a JSON object, not {_json_type(raw)}")])
     errors: list[Violation] = []
@@ -109,6 +114,10 @@ def validate(raw: object) -> Envelope:
         payload = {**payload, **_check_object(payload, payload_fields, "payload.", errors)}
     if errors:
         raise AmpValidationError(errors)
+    return _envelope(raw, values, payload)
+
+
+def _envelope(raw: dict[str, Any], values: dict[str, Any], payload: dict[str, Any]) -> Envelope:
     return Envelope(
         msg_id=values["msg_id"],
         protocol_version=values["protocol_version"],
@@ -144,11 +153,13 @@ def validate_json(data: bytes | str) -> Envelope:
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # Parsers disagree on which duplicate wins, so a message with one has no single meaning.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
     return result
 
 
@@ -273,3 +284,104 @@ def _a(kind: str) -> str:
 def _shorten(value: object, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- the fast path --------------------------------------------------------------------------------
+# Nearly every message is valid, and the full check spends most of its time building the paths and
+# messages it would report. `_plainly_valid` checks the same rules as yes/no predicates compiled from
+# `amp.spec` and answers None at the first doubt (any failed rule, but also a float where an integer
+# is due, a subclass of str...): the full check then decides, and reports every violation.
+
+_EXACT_TYPES: dict[str, type] = {
+    "string": str,
+    "integer": int,
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+}
+
+
+def _never(value: object) -> bool:
+    return False
+
+
+def _accepts(rule: spec.Rule) -> Callable[[object], bool]:
+    """A predicate true only for values `rule` accepts without a doubt (each name below is bound once)."""
+    exact = _EXACT_TYPES.get(rule.kind)
+    if exact is None:
+        return _never
+    tests: list[Callable[[Any], bool]] = []
+    if (const := rule.const) is not None:
+        tests.append(lambda value: value == const)
+    if allowed := frozenset(rule.enum):
+        tests.append(lambda value: value in allowed)
+    if least_length := rule.min_length:
+        tests.append(lambda value: len(value) >= least_length)
+    if (minimum := rule.minimum) is not None:
+        tests.append(lambda value: value >= minimum)
+    if rule.format is not None:
+        check = _FORMAT_CHECKS[rule.format]
+        tests.append(lambda value: check(value) is None)
+    if rule.items is not None:
+        item = _accepts(rule.items)
+        tests.append(lambda value: all(map(item, value)))
+    if not tests:
+        return lambda value: value.__class__ is exact
+    if len(tests) == 1:
+        test = tests[0]
+        return lambda value: value.__class__ is exact and test(value)
+    return lambda value: value.__class__ is exact and all(test(value) for test in tests)
+
+
+_Checks = tuple[tuple[str, bool, Callable[[], Any], Callable[[object], bool]], ...]
+
+
+def _default_factory(default: Any) -> Callable[[], Any]:
+    """A fresh copy of a default each time, without deepcopy's cost for the common ones."""
+    if default is None or isinstance(default, str | int | float):
+        return lambda: default
+    if default == [] or default == {}:
+        return default.__class__
+    return lambda: copy.deepcopy(default)
+
+
+def _compile(fields: tuple[spec.Field, ...]) -> _Checks:
+    return tuple((f.name, f.required, _default_factory(f.default), _accepts(f.rule)) for f in fields)
+
+
+_ENVELOPE_CHECKS = _compile(spec.ENVELOPE_FIELDS)
+_ENVELOPE_NAMES = frozenset(f.name for f in spec.ENVELOPE_FIELDS)
+_PAYLOAD_CHECKS = {msg_type: _compile(fields) for msg_type, fields in spec.PAYLOAD_FIELDS.items()}
+
+
+def _plain_values(obj: dict[str, Any], checks: _Checks) -> dict[str, Any] | None:
+    """The checked fields of `obj` with defaults filled, as `_check_object` gives them; None at a doubt."""
+    values: dict[str, Any] = {}
+    for name, required, default, accepts in checks:
+        if name in obj:
+            value = obj[name]
+            if not accepts(value):
+                return None
+            values[name] = value
+        elif required:
+            return None
+        else:
+            values[name] = default()
+    return values
+
+
+def _plainly_valid(raw: object) -> Envelope | None:
+    """The Envelope of a message that passes every rule at first sight; None when the full check must look."""
+    if raw.__class__ is not dict or not raw.keys() <= _ENVELOPE_NAMES:
+        return None
+    values = _plain_values(raw, _ENVELOPE_CHECKS)
+    if values is None:
+        return None
+    payload = values["payload"]
+    checks = _PAYLOAD_CHECKS.get(values["type"])
+    if checks:
+        checked = _plain_values(payload, checks)
+        if checked is None:
+            return None
+        payload = {**payload, **checked}
+    return _envelope(raw, values, payload)

@@ -505,6 +505,7 @@ def test_validate_json_accepts_utf8_bytes_and_text() -> None:
             "not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
         ),
         (b'{"to": "admin", "to": "system"}', "not valid JSON: duplicate key 'to'"),
+        (b'{"payload": {"a": 1, "b": 2, "b": 3, "a": 4}}', "not valid JSON: duplicate key 'b'"),
         (b'{"ack_timeout_sec": NaN}', "not valid JSON: NaN is not a JSON number"),
         (b"[1, 2]", "must be a JSON object, not array"),
         (b"[" * 100_000, "not valid JSON: nested too deeply"),
