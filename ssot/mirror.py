@@ -21,7 +21,7 @@ from django.utils import timezone
 
 import amp
 from ssot import events
-from ssot.bulk import upsert
+from ssot.bulk import Upsert, select_in
 from ssot.documents import FileInvalid, parse_ack, parse_audit, parse_heartbeat, parse_message, parse_task
 from ssot.models import Ack, Agent, AuditEntry, Escalation, Message, QuarantinedFile, SsotFile, Task
 
@@ -136,14 +136,16 @@ class Mirror:
     # -- kinds --------------------------------------------------------------------------------
 
     def _tasks(self, files: list[FileUpdate]) -> None:
-        rows = []
+        writer = Upsert(Task, unique="task_id", keep=("created_at",))
+        written: list[FileUpdate] = []
+        task_ids: list[str] = []
         for update in files:
             try:
                 doc = parse_task(update.path, update.raw)
             except FileInvalid as exc:
                 self._quarantine(update, exc.errors)
                 continue
-            rows.append(
+            writer.add(
                 {
                     "task_id": doc.task_id,
                     "document": doc.document,
@@ -154,19 +156,26 @@ class Mirror:
                     "updated_at": self.observed_at,
                 }
             )
+            written.append(update)
+            task_ids.append(doc.task_id)
             if self.live and doc.document.get("last_writer"):
                 self._saw(str(doc.document["last_writer"]), self.observed_at, "task")
-        if rows:
-            upsert(Task, rows, unique="task_id", update=[name for name in rows[0] if name != "created_at"])
-            self._ledger(files, rows_paths={row["ssot_path"] for row in rows}, kind=SsotFile.Kind.TASK)
-            self.counts["tasks"] += len(rows)
-            if self._room_for(len(rows)):
-                for task in Task.objects.filter(task_id__in=[row["task_id"] for row in rows]):
+        if written:
+            writer.write()
+            self._ledger(written, kind=SsotFile.Kind.TASK)
+            self.counts["tasks"] += len(written)
+            if self._room_for(len(written)):
+                for task in Task.objects.filter(task_id__in=task_ids):
                     self._emit(events.task_update(task))
 
     def _messages(self, files: list[FileUpdate]) -> None:
-        rows: list[Message] = []
+        # A changed message keeps its ACK state (settled below); a new one starts from its deadline.
+        writer = Upsert(Message, unique="msg_id", keep=("created_at", "ack_state"))
         overrides = ack_overrides()
+        written: list[FileUpdate] = []
+        msg_ids: list[str] = []
+        no_ack: list[str] = []
+        escalations: list[str] = []
         for update in files:
             try:
                 envelope = parse_message(update.path, update.raw)
@@ -174,7 +183,7 @@ class Mirror:
                 self._quarantine(update, exc.errors)
                 continue
             deadline = amp.ack_deadline(envelope, overrides)
-            rows.append(
+            writer.add(
                 {
                     "msg_id": envelope.msg_id,
                     "protocol_version": envelope.protocol_version,
@@ -195,35 +204,31 @@ class Mirror:
                     "ack_state": Message.AckState.PENDING if deadline else Message.AckState.NOT_REQUIRED,
                 }
             )
+            written.append(update)
+            msg_ids.append(envelope.msg_id)
+            if not envelope.requires_ack:
+                no_ack.append(envelope.msg_id)
+            if envelope.type == "escalation":
+                escalations.append(envelope.msg_id)
             self._saw(envelope.sender, envelope.timestamp, "message")
             if envelope.type != "escalation":  # an escalation is about a message, not an answer to it
                 for ref in envelope.context_ref:
                     self._refs.append((ref, envelope.sender, envelope.timestamp, envelope.msg_id))
-        if not rows:
+        if not written:
             return
-        existing = set(
-            Message.objects.filter(msg_id__in=[row["msg_id"] for row in rows]).values_list(
-                "msg_id", flat=True
-            )
-        )
-        # A changed message keeps its ACK state (settled below); a new one starts from its deadline.
-        upsert(
-            Message,
-            rows,
-            unique="msg_id",
-            update=[name for name in rows[0] if name not in ("created_at", "ack_state")],
-        )
-        self._ledger(files, rows_paths={row["ssot_path"] for row in rows}, kind=SsotFile.Kind.MESSAGE)
-        self.counts["messages"] += len(rows)
-        msg_ids = [row["msg_id"] for row in rows]
-        Message.objects.filter(msg_id__in=msg_ids, requires_ack=False).exclude(
-            ack_state=Message.AckState.NOT_REQUIRED
-        ).update(ack_state=Message.AckState.NOT_REQUIRED, acked_at=None)
-        self._settle_acks(msg_ids)
-        escalations = [row["msg_id"] for row in rows if row["type"] == "escalation"]
+        states = dict(select_in(Message, "msg_id", msg_ids, ["ack_state"]))
+        writer.write()
+        self._ledger(written, kind=SsotFile.Kind.MESSAGE)
+        self.counts["messages"] += len(written)
+        # A changed message that no longer requires an ACK has no ACK state left (a new one starts so).
+        not_required = Message.AckState.NOT_REQUIRED
+        if stale := [msg_id for msg_id in no_ack if states.get(msg_id, not_required) != not_required]:
+            Message.objects.filter(msg_id__in=stale).update(ack_state=not_required, acked_at=None)
+        if acked := [msg_id for (msg_id,) in select_in(Ack, "msg_id", msg_ids)]:
+            self._settle_acks(acked)
         if escalations:
             self._escalations(list(Message.objects.filter(msg_id__in=escalations)))
-        fresh = [row["msg_id"] for row in rows if row["msg_id"] not in existing]
+        fresh = [msg_id for msg_id in msg_ids if msg_id not in states]
         if self._room_for(len(fresh)):
             for message in Message.objects.filter(msg_id__in=fresh):
                 self._emit(events.message(message))
@@ -281,21 +286,22 @@ class Mirror:
                 unique_fields=["msg_id"],
                 update_fields=["by", "at", "via", "ssot_path", "blob_sha", "source_msg_id"],
             )
-            self._ledger(files, rows_paths={row.ssot_path for row in rows}, kind=SsotFile.Kind.ACK)
+            valid = {row.ssot_path for row in rows}
+            self._ledger([f for f in files if f.path in valid], kind=SsotFile.Kind.ACK)
             self.counts["acks"] += len(rows)
             self._settle_acks([row.msg_id for row in rows])
 
     def _heartbeats(self, files: list[FileUpdate]) -> None:
-        valid = set()
+        valid = []
         for update in files:
             try:
                 doc = parse_heartbeat(update.path, update.raw)
             except FileInvalid as exc:
                 self._quarantine(update, exc.errors)
                 continue
-            valid.add(update.path)
+            valid.append(update)
             self._saw(doc.agent, doc.at, "heartbeat")
-        self._ledger(files, rows_paths=valid, kind=SsotFile.Kind.HEARTBEAT)
+        self._ledger(valid, kind=SsotFile.Kind.HEARTBEAT)
         self.counts["heartbeats"] += len(valid)
 
     def _audit_files(self, files: list[FileUpdate]) -> None:
@@ -305,7 +311,7 @@ class Mirror:
             if errors:
                 self._quarantine(update, errors, keep_ledger_kind=SsotFile.Kind.AUDIT)
             else:
-                self._ledger([update], rows_paths={update.path}, kind=SsotFile.Kind.AUDIT)
+                self._ledger([update], kind=SsotFile.Kind.AUDIT)
 
     def apply_audit_lines(self, path: str, lines: list) -> None:
         """Make the rows of audit file `path` equal these lines (append-only files add rows only)."""
@@ -433,16 +439,14 @@ class Mirror:
                 last_seen=at, last_seen_via=via
             )
 
-    def _ledger(self, files: list[FileUpdate], *, rows_paths: set[str], kind: str) -> None:
-        valid = [f for f in files if f.path in rows_paths]
-        upsert(
-            SsotFile,
-            [{"path": f.path, "kind": kind, "blob_sha": f.sha, "quarantined": False} for f in valid],
-            unique="path",
-            update=["kind", "blob_sha", "quarantined"],
-        )
+    def _ledger(self, files: list[FileUpdate], *, kind: str) -> None:
+        """Record these files, mirrored into their rows, as valid at their blob SHA."""
+        writer = Upsert(SsotFile, unique="path", keep=("path",))
+        for f in files:
+            writer.add({"path": f.path, "kind": kind, "blob_sha": f.sha, "quarantined": False})
+        writer.write()
         if QuarantinedFile.objects.exists():
-            QuarantinedFile.objects.filter(path__in=[f.path for f in valid]).delete()
+            QuarantinedFile.objects.filter(path__in=[f.path for f in files]).delete()
 
     def _quarantine(
         self, update: FileUpdate, errors: list[dict[str, str]], *, keep_ledger_kind: str | None = None

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection
 
-from ssot.bulk import upsert
+from ssot.bulk import Upsert, select_in
 from ssot.models import Agent
 
 MOMENTS = [
@@ -39,15 +39,48 @@ def stored(names: list[str]) -> list[str | None]:
 def test_upserted_datetimes_are_stored_exactly_as_the_orm_stores_them() -> None:
     for n, moment in enumerate(MOMENTS):
         Agent.objects.create(name=f"orm-{n}", last_seen=moment)
-    upsert(
-        Agent,
-        [{"name": f"bulk-{n}", "last_seen": moment} for n, moment in enumerate(MOMENTS)],
-        unique="name",
-        update=["last_seen"],
-    )
+    writer = Upsert(Agent, unique="name", keep=("name",))
+    for n, moment in enumerate(MOMENTS):
+        writer.add({"name": f"bulk-{n}", "last_seen": moment})
+    writer.write()
 
     by_orm = stored([f"orm-{n}" for n in range(len(MOMENTS))])
     assert stored([f"bulk-{n}" for n in range(len(MOMENTS))]) == by_orm
     assert by_orm[-1] is None
     read_back = [a.last_seen for a in Agent.objects.filter(name__startswith="bulk-").order_by("id")]
     assert read_back == [moment and moment.astimezone(UTC) for moment in MOMENTS]
+
+
+@pytest.mark.django_db
+def test_an_upsert_updates_all_but_the_kept_fields_and_leaves_the_others_alone() -> None:
+    first = datetime(2025, 1, 31, 12, 0, tzinfo=UTC)
+    Agent.objects.create(name="executor", last_seen=first, last_seen_via="heartbeat", status="ok")
+    writer = Upsert(Agent, unique="name", keep=("name", "last_seen_via"))
+    writer.add({"name": "executor", "last_seen": first + timedelta(hours=1), "last_seen_via": "task"})
+    writer.add({"name": "reviewer", "last_seen": first, "last_seen_via": "ack"})
+    assert len(writer) == 2
+    writer.write()
+
+    assert len(writer) == 0
+    rows = {a.name: (a.last_seen, a.last_seen_via, a.status) for a in Agent.objects.all()}
+    assert rows == {
+        "executor": (first + timedelta(hours=1), "heartbeat", "ok"),
+        "reviewer": (first, "ack", "unknown"),
+    }
+
+
+@pytest.mark.django_db
+def test_select_in_finds_the_rows_of_the_keys_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ssot.bulk.BATCH", 3)
+    for n in range(7):
+        Agent.objects.create(name=f"agent-{n}", status="ok" if n % 2 else "timeout")
+
+    found = select_in(Agent, "name", [f"agent-{n}" for n in range(0, 10, 2)], ["status"])
+
+    assert sorted(found) == [
+        ("agent-0", "timeout"),
+        ("agent-2", "timeout"),
+        ("agent-4", "timeout"),
+        ("agent-6", "timeout"),
+    ]
+    assert select_in(Agent, "name", []) == []
