@@ -8,9 +8,10 @@ delivery cost about 4.7 ms of CPU in process, and at 200 deliveries a second on 
   (all of Django's own) calls its `process_request`, `process_view` and `process_response` through
   `sync_to_async`: with the seven middleware in settings, a request to a sync view crossed from the
   event loop to a worker thread and back about fifteen times.
-- Every request gets its own thread, and nothing bounds how many run at once: sixty-four requests
-  in sixty-four threads fight over the GIL (and the event loop, which reads requests and writes
-  answers, waits its turn behind them) and over SQLite's write lock.
+- Every request gets a new thread (a new single-thread executor for its thread-sensitive context,
+  shut down at its end), and nothing bounds how many run at once: sixty-four requests in sixty-four
+  threads fight over the GIL (and the event loop, which reads requests and writes answers, waits its
+  turn behind them) and over SQLite's write lock.
 
 So this handler loads the same middleware twice: in async mode, as Django does, for async views
 (the decision long-poll, which must hold no thread while it waits), and in sync mode, as under WSGI,
@@ -19,19 +20,29 @@ for every other view, which then runs start to end in a single `sync_to_async` c
 order of arrival, holding nothing but their parsed request. Which chain serves a request is decided
 by resolving its path first, the way the chain itself will. The middleware, their order and their
 effects are the same in both chains.
+
+And each request's thread-sensitive context is given an idle single-thread executor (asgiref's
+`ThreadSensitiveContext(executor=...)`) that goes back to the idle list when the request is done,
+so threads are made once and reused instead of started and joined per request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import iscoroutinefunction, sync_to_async
+from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.base import BaseHandler
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, get_resolver
+
+# Idle threads kept for the next requests: a burst beyond this many concurrent requests makes new
+# ones, and they end with it.
+MAX_IDLE_EXECUTORS = 32
 
 
 class SyncChainHandler(BaseHandler):
@@ -52,6 +63,23 @@ class ControlPlaneASGIHandler(ASGIHandler):
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
+        self._idle_executors: deque[ThreadPoolExecutor] = deque()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        try:
+            executor = self._idle_executors.pop()
+        except IndexError:
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        finally:
+            if len(self._idle_executors) < MAX_IDLE_EXECUTORS:
+                self._idle_executors.append(executor)
+            else:
+                executor.shutdown(wait=False)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponse:
         if self.view_is_async(request):

@@ -4,6 +4,7 @@ async views through Django's async chain, never waiting for a sync slot."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 
@@ -143,3 +144,15 @@ def test_the_site_serves_through_this_handler():
     from agentos_site.asgi import django_asgi_app
 
     assert isinstance(django_asgi_app, ControlPlaneASGIHandler)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_request_threads_are_reused_not_started_per_request(handler, settings):
+    settings.SYNC_VIEW_CONCURRENCY = 3
+    handler = ControlPlaneASGIHandler()
+    first = [json.loads((await _get(handler, "/slow"))["body"])["thread"] for _ in range(3)]
+    together = await asyncio.gather(*(_get(handler, "/slow") for _ in range(3)))
+    concurrent = {json.loads(response["body"])["thread"] for response in together}
+
+    assert len(set(first)) == 1  # one request after another: the same thread each time
+    assert len(concurrent) == 3 and set(first) <= concurrent  # at once: one thread each, the old one reused
