@@ -15,12 +15,14 @@ as SQLite requires: `agentos_site.forking`), and comes back with foreign keys en
 autocommit reset by `connect()`.
 In-memory databases are never pooled. `SQLITE_POOL_SIZE` (default 8) bounds the idle connections.
 
-It also waits for SQLite's write lock itself. SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20,
-25 ... 100 ms between attempts, so under steady contention (daphne storing webhook deliveries while
-the worker processes them) a writer kept missing the moments the lock was free and a 1 ms insert
-waited tens of milliseconds. Here a statement that finds the lock taken outside a transaction
-(`BEGIN IMMEDIATE`, or a write in autocommit: it has done nothing yet) is tried again every 0.2 to
-2 ms, until the `timeout` option (30 s) is spent; then it fails as it would have.
+Within a process, transactions (`BEGIN IMMEDIATE` takes the write lock at once) queue on a lock of their
+own per database file, so that threads of one process wait for each other without polling. Across
+processes it waits for SQLite's write lock itself. SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20,
+25 ... 100 ms between attempts, so under steady contention (daphne storing webhook deliveries while the
+worker processes them) a writer kept missing the moments the lock was free and a 1 ms insert waited tens
+of milliseconds. Here a statement that finds the lock taken outside a transaction (`BEGIN IMMEDIATE`, or
+a write in autocommit: it has done nothing yet) is tried again every 0.2 to 2 ms, until the `timeout`
+option (30 s) is spent; then it fails as it would have.
 """
 
 from __future__ import annotations
@@ -37,13 +39,23 @@ from django.db.backends.sqlite3 import base
 
 _lock = threading.Lock()
 _pools: dict[tuple[str, int, int], list[sqlite3.Connection]] = {}
+_write_locks: dict[str, threading.Lock] = {}
 
 
 def forget_pools() -> dict[tuple[str, int, int], list[sqlite3.Connection]]:
-    """Empty the pools without closing anything and return what they held (after a fork: see forking)."""
-    global _lock, _pools
-    held, _pools, _lock = _pools, {}, threading.Lock()
+    """Empty the pools without closing anything and return what they held (after a fork: see forking).
+
+    The write locks are made anew too: one held by another thread of the parent would never be released.
+    """
+    global _lock, _pools, _write_locks
+    held, _pools, _lock, _write_locks = _pools, {}, threading.Lock(), {}
     return held
+
+
+def write_lock(name: str) -> threading.Lock:
+    """The lock this process's transactions on database file `name` queue on."""
+    with _lock:
+        return _write_locks.setdefault(name, threading.Lock())
 
 
 BUSY_SLEEPS_SEC = (0.0002, 0.0005, 0.001, 0.002)
@@ -94,6 +106,41 @@ class CursorWrapper(base.SQLiteCursorWrapper):
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    _held_write_lock: threading.Lock | None = None
+    busy_timeout_sec = 5.0
+
+    def _start_transaction_under_autocommit(self) -> None:
+        if self.transaction_mode not in ("IMMEDIATE", "EXCLUSIVE") or self.is_in_memory_db():
+            super()._start_transaction_under_autocommit()
+            return
+        lock = write_lock(str(self.settings_dict["NAME"]))
+        if not lock.acquire(timeout=self.busy_timeout_sec):
+            with self.wrap_database_errors:
+                raise sqlite3.OperationalError("database is locked (by another thread of this process)")
+        self._held_write_lock = lock
+        try:
+            super()._start_transaction_under_autocommit()
+        except BaseException:
+            self._release_write_lock()
+            raise
+
+    def _release_write_lock(self) -> None:
+        lock, self._held_write_lock = self._held_write_lock, None
+        if lock is not None:
+            lock.release()
+
+    def _commit(self) -> None:
+        try:
+            super()._commit()
+        finally:
+            self._release_write_lock()
+
+    def _rollback(self) -> None:
+        try:
+            super()._rollback()
+        finally:
+            self._release_write_lock()
+
     def get_connection_params(self) -> dict[str, Any]:
         params = super().get_connection_params()
         self.busy_timeout_sec = float(params.get("timeout", 5.0))
@@ -135,6 +182,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
         conn, key = self.connection, getattr(self, "_pooled_key", None)
         if conn is None:
             return
+        try:
+            self._close_or_pool(conn, key)
+        finally:
+            self._release_write_lock()  # closing ends the transaction, if one was open
+
+    def _close_or_pool(self, conn: sqlite3.Connection, key: tuple[str, int, int] | None) -> None:
         if key is None or self.in_atomic_block or self.errors_occurred or not self._reusable(conn):
             super()._close()
             return

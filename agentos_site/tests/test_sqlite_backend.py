@@ -140,3 +140,42 @@ def test_executemany_outside_a_transaction_is_all_or_nothing(database):
         cursor.executemany("INSERT INTO item (name) VALUES (%s)", [["c"], ["d"]])
 
     assert _names(database.settings_dict["NAME"]) == ["taken", "c", "d"]
+
+
+def test_transactions_of_one_process_queue_on_its_lock_not_on_sqlites(database):
+    name = database.settings_dict["NAME"]
+    other = sqlite_backend.DatabaseWrapper(database.settings_dict, alias="other")
+    other.ensure_connection()
+    database.ensure_connection()
+    database._start_transaction_under_autocommit()  # what transaction.atomic() does on SQLite
+    lock = sqlite_backend.write_lock(name)
+    assert lock.locked()
+    done = threading.Event()
+
+    def write_from_another_thread():
+        other.inc_thread_sharing()
+        other._start_transaction_under_autocommit()
+        other.connection.execute("INSERT INTO item (name) VALUES ('second')")
+        other.commit()
+        done.set()
+
+    writer = threading.Thread(target=write_from_another_thread)
+    writer.start()
+    assert not done.wait(0.2)  # waiting for this thread's transaction, on the process's lock
+    database.connection.execute("INSERT INTO item (name) VALUES ('first')")
+    database.commit()
+    writer.join(5)
+
+    assert done.is_set() and not lock.locked()
+    assert _names(name) == ["first", "second"]
+    other.dec_thread_sharing()
+    other.close()
+
+
+def test_a_close_inside_a_transaction_releases_the_process_lock(database):
+    database.ensure_connection()
+    database._start_transaction_under_autocommit()
+    assert sqlite_backend.write_lock(database.settings_dict["NAME"]).locked()
+    database.close()
+
+    assert not sqlite_backend.write_lock(database.settings_dict["NAME"]).locked()
