@@ -394,6 +394,64 @@ def test_a_push_to_the_github_ssot_is_matched_by_its_full_name(deliver, settings
     assert delivery.error.startswith("ignored: push to local/ssot refs/heads/main (the SSOT is agentos/ssot")
 
 
+@pytest.fixture
+def waiting(client, settings):
+    """Post deliveries whose queued tasks have not run yet (the worker is busy): they stay pending."""
+    settings.GITHUB_WEBHOOK_SECRETS = [SECRET]
+    poster = Poster(client, secret=SECRET, token=TOKEN, address="10.7.0.1")
+
+    def post(event: str, data: dict) -> WebhookDelivery:
+        response = poster.github(event, data)
+        assert response.status_code == 202, response.content
+        return WebhookDelivery.objects.get(guid=response.json()["guid"])
+
+    return post
+
+
+def test_one_sync_answers_every_push_waiting_for_its_task(waiting, store):
+    commit(store, {"tasks/T-1.json": task_doc("T-1")})
+    first = waiting("push", push_payload(repository=SSOT_REPO, before="0" * 40, after=store.head()))
+    before = store.head()
+    commit(store, {"tasks/T-2.json": task_doc("T-2")})
+    second = waiting("push", push_payload(repository=SSOT_REPO, before=before, after=store.head()))
+    elsewhere = waiting("push", push_payload(repository="agentos/app", before="0" * 40, after="1" * 40))
+    pull_request = waiting("pull_request", payload("pull_request_opened"))
+
+    assert process_delivery(first.pk) == "done"
+
+    rows = {d.pk: d for d in WebhookDelivery.objects.all()}
+    note = f"sync full to {store.head()[:10]}: 2 read, 0 deleted"
+    assert (rows[first.pk].state, rows[first.pk].error) == ("done", note)
+    assert (rows[second.pk].state, rows[second.pk].error) == ("done", note)  # the same sync, not a no-op
+    assert rows[elsewhere.pk].state == "ignored"
+    assert rows[pull_request.pk].state == "pending"  # only pushes share a sync
+    assert set(Task.objects.values_list("task_id", flat=True)) == {"T-1", "T-2"}
+    pushes = AuditEntry.objects.filter(action="ssot_push")
+    assert sorted(json.loads(entry.raw)["delivery"] for entry in pushes) == sorted([first.guid, second.guid])
+    # The second push's own task comes later and finds it done: nothing runs twice.
+    assert process_delivery(second.pk) == "done"
+    assert WebhookDelivery.objects.get(pk=second.pk).attempts == 1
+
+
+def test_when_the_shared_sync_fails_every_push_of_the_batch_is_retried(waiting, store, ssot_outage):
+    commit(store, {"tasks/T-1.json": task_doc("T-1")})
+    deliveries = [
+        waiting("push", push_payload(repository=SSOT_REPO, before="0" * 40, after=store.head()))
+        for _ in range(3)
+    ]
+    ssot_outage.begin()
+    assert process_delivery(deliveries[1].pk) == "failed"
+
+    rows = list(WebhookDelivery.objects.order_by("pk"))
+    assert [(row.state, row.attempts) for row in rows] == [("failed", 1)] * 3
+    assert all(row.error.startswith("SsotUnavailable: SSOT unavailable") for row in rows)
+    assert all(row.next_attempt_at > timezone.now() for row in rows)
+    ssot_outage.end()
+    with time_machine.travel(rows[0].next_attempt_at + timedelta(seconds=1)):
+        assert retry_due() == 3
+    assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {"done"}
+
+
 # -- failures, retries, replay --------------------------------------------------------------------------
 
 

@@ -17,6 +17,8 @@ pattern), so the queued task, the retry loop and a replay never process it twice
 
 A claim holds a lease (`next_attempt_at` = now + LEASE): a worker that died mid-task is retried when it
 expires. A fresh delivery is due PENDING_GRACE after it arrived, in case its queued task is lost.
+A push also claims the other pushes still waiting for their task and answers them with the same sync
+(`_claim_waiting_pushes`): a burst of pushes costs one sync, not one each.
 `manage.py webhooks_replay` forces a re-run of failed or chosen deliveries. Processing is idempotent
 (the sync is; CI and PR updates that change nothing write nothing), so a re-run is safe.
 """
@@ -39,7 +41,7 @@ from django.utils import timezone
 from ssot.models import WebhookDelivery
 from ssot.services import audit_queue
 from ssot.stores.factory import branch, webhook_repo_name
-from ssot.sync import sync
+from ssot.sync import SyncReport, sync
 from ssot.webhooks import payloads
 from ssot.webhooks.services import task_ci_update, task_pr_update
 
@@ -51,6 +53,7 @@ MAX_ATTEMPTS = 5
 BACKOFF_BASE_SEC = 30
 LEASE_SEC = 300  # longer than the django-q2 task timeout (120 s)
 PENDING_GRACE_SEC = 60
+PUSH_BATCH = 200
 RETRY_BATCH = 200
 PROCESS_FUNCTION = "ssot.webhooks.processing.process_delivery"
 
@@ -150,20 +153,79 @@ def _claim(pk: int, *, force: bool) -> WebhookDelivery | None:
 def process_delivery(pk: int, *, force: bool = False) -> str:
     """Process one delivery if it can be claimed; returns its state afterwards.
 
-    `force` (a replay) also re-runs a done, ignored or given-up delivery.
+    `force` (a replay) also re-runs a done, ignored or given-up delivery. A push also takes the other
+    pushes still waiting for their task and answers them all with one sync (see `_claim_waiting_pushes`).
     """
     delivery = _claim(pk, force=force)
     if delivery is None:
         return WebhookDelivery.objects.filter(pk=pk).values_list("state", flat=True).first() or "missing"
-    # Only this claim may record the result: if its lease expired and another run claimed the row,
-    # `attempts` moved on and these updates match nothing.
-    mine = WebhookDelivery.objects.filter(pk=pk, state=State.PROCESSING, attempts=delivery.attempts)
-    try:
-        outcome = _process(delivery, mine)
-    except Exception as exc:
-        _failed(delivery, mine, exc)
-        return State.FAILED
-    return outcome.state
+    batch = [delivery]
+    if delivery.source == "github" and delivery.event == "push":
+        batch += _claim_waiting_pushes(exclude=pk)
+    shared_sync = SharedSync()
+    state = ""
+    for claimed in batch:
+        # Only this claim may record the result: if its lease expired and another run claimed the row,
+        # `attempts` moved on and these updates match nothing.
+        mine = WebhookDelivery.objects.filter(
+            pk=claimed.pk, state=State.PROCESSING, attempts=claimed.attempts
+        )
+        try:
+            outcome_state = _process(claimed, mine, shared_sync).state
+        except Exception as exc:
+            _failed(claimed, mine, exc)
+            outcome_state = State.FAILED
+        if claimed.pk == pk:
+            state = outcome_state
+    return state
+
+
+def _claim_waiting_pushes(*, exclude: int) -> list[WebhookDelivery]:
+    """Claim the push deliveries still waiting for their queued task (oldest first, up to PUSH_BATCH).
+
+    Each was stored after its push was complete (GitHub and the hook send a delivery once the ref
+    has moved), and they are all claimed before the sync reads the head: one sync to that head
+    answers every one of them. Their own tasks then find nothing to claim. A burst of pushes costs
+    one sync, not one per delivery.
+    """
+    waiting = list(
+        WebhookDelivery.objects.filter(source="github", event="push", state=State.PENDING)
+        .exclude(pk=exclude)
+        .order_by("pk")
+        .values_list("pk", flat=True)[: PUSH_BATCH - 1]
+    )
+    if not waiting:
+        return []
+    lease = timezone.now() + timedelta(seconds=LEASE_SEC)
+    with transaction.atomic():
+        claimed = [
+            pk
+            for pk in waiting
+            if WebhookDelivery.objects.filter(pk=pk, state=State.PENDING).update(
+                state=State.PROCESSING, attempts=F("attempts") + 1, next_attempt_at=lease
+            )
+        ]
+    return list(WebhookDelivery.objects.filter(pk__in=claimed).order_by("pk"))
+
+
+class SharedSync:
+    """One sync for a batch of push deliveries: run at the first call; later calls get its report, or
+    its error again (each delivery of the batch then fails, and is retried, on its own)."""
+
+    def __init__(self) -> None:
+        self._report: SyncReport | None = None
+        self._error: Exception | None = None
+
+    def __call__(self) -> SyncReport:
+        if self._error is not None:
+            raise self._error
+        if self._report is None:
+            try:
+                self._report = sync()
+            except Exception as exc:
+                self._error = exc
+                raise
+        return self._report
 
 
 def _failed(delivery: WebhookDelivery, mine: QuerySet, exc: Exception) -> None:
@@ -185,13 +247,13 @@ def _finish(mine: QuerySet, outcome: Outcome) -> None:
     )
 
 
-def _process(delivery: WebhookDelivery, mine: QuerySet) -> Outcome:
+def _process(delivery: WebhookDelivery, mine: QuerySet, shared_sync: SharedSync) -> Outcome:
     headers = delivery.headers if isinstance(delivery.headers, dict) else {}
     payload = payloads.decode(bytes(delivery.body), str(headers.get("Content-Type", "application/json")))
     if delivery.source == "github" and delivery.event == "push":
         # The sync runs its own transactions under the mirror lock; the audit line and the outcome are
         # then recorded together.
-        outcome, record = _push(delivery, payload)
+        outcome, record = _push(delivery, payload, shared_sync)
         with transaction.atomic():
             record()
             _finish(mine, outcome)
@@ -202,7 +264,9 @@ def _process(delivery: WebhookDelivery, mine: QuerySet) -> Outcome:
     return outcome
 
 
-def _push(delivery: WebhookDelivery, payload: dict[str, Any]) -> tuple[Outcome, Callable[[], object]]:
+def _push(
+    delivery: WebhookDelivery, payload: dict[str, Any], shared_sync: SharedSync
+) -> tuple[Outcome, Callable[[], object]]:
     """Sync a push to the SSOT (or ignore another one); returns the outcome and its audit line to write."""
     repository = payloads.text(payload, "repository", "full_name")
     ref = payloads.text(payload, "ref")
@@ -216,7 +280,7 @@ def _push(delivery: WebhookDelivery, payload: dict[str, Any]) -> tuple[Outcome, 
         return Outcome(State.IGNORED, note), lambda: _audit(delivery, note)
     # The payload's commit list is not trusted (it can be truncated or forged by a mistaken secret
     # holder); the sync diffs the trees itself, from the mirrored head to the store's head.
-    report = sync()
+    report = shared_sync()
     before, after = payloads.text(payload, "before"), payloads.text(payload, "after")
     note = (
         f"sync {report.mode} to {(report.head or 'nothing')[:10]}: {report.files_read} read, "
