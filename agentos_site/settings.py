@@ -167,6 +167,8 @@ Q_CLUSTER = {
     "max_attempts": 1,
     "catch_up": False,
     "ack_failures": True,
+    # The pusher takes up to this many queued tasks per poll (django-q2's default is one).
+    "bulk": env.int("Q_BULK", default=10),
     "label": "Task queue",
 }
 if REDIS_URL:

@@ -75,10 +75,30 @@ def main() -> None:
     ).encode()
     with ControlPlane({}, worker=not args.no_worker, log_dir=var) as plane:
         for rate in [int(value) for value in args.rates.split(",")]:
-            run(plane.port, rate, args.seconds, body, processed=not args.no_worker)
+            leaders = dict(zip(("daphne", "qcluster"), (p.pid for p in plane.processes), strict=False))
+            run(plane.port, rate, args.seconds, body, processed=not args.no_worker, leaders=leaders)
 
 
-def run(port: int, rate: int, seconds: float, body: bytes, *, processed: bool = True) -> None:
+def session_cpu(leader: int) -> float:
+    """CPU seconds used so far by the processes of a session (a server and the workers it forked),
+    including children it has reaped."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == leader:  # the session id
+            total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return total / tick
+
+
+def run(
+    port: int, rate: int, seconds: float, body: bytes, *, processed: bool = True, leaders: dict[str, int]
+) -> None:
     from ssot.models import WebhookDelivery
     from ssot.webhooks.verify import github_signature
 
@@ -114,6 +134,7 @@ def run(port: int, rate: int, seconds: float, body: bytes, *, processed: bool = 
             statuses[status] = statuses.get(status, 0) + 1
 
     client_cpu = time.process_time()
+    servers_cpu = {name: session_cpu(pid) for name, pid in leaders.items()}
     with ThreadPoolExecutor(max_workers=POOL) as pool:
         start = time.monotonic() + 0.2
         for index, guid in enumerate(guids):
@@ -133,6 +154,7 @@ def run(port: int, rate: int, seconds: float, body: bytes, *, processed: bool = 
             break
         time.sleep(0.05)
     drained = time.monotonic() - last_answer
+    servers_cpu = {name: session_cpu(pid) - servers_cpu[name] for name, pid in leaders.items()}
     rows = list(
         WebhookDelivery.objects.filter(guid__in=guids).values_list("state", "received_at", "processed_at")
     )
@@ -143,7 +165,12 @@ def run(port: int, rate: int, seconds: float, body: bytes, *, processed: bool = 
 
     print(
         f"{rate}/s for {seconds:g} s: {count} sent; answers {dict(sorted(statuses.items(), key=str))}; "
-        f"rows {dict(sorted(states.items()))}; the client used {client_cpu:.1f} s of CPU"
+        f"rows {dict(sorted(states.items()))}"
+    )
+    used = ", ".join(f"{name} {cpu:.1f} s" for name, cpu in servers_cpu.items())
+    print(
+        f"  CPU used until all were processed: {used}, the client {client_cpu:.1f} s "
+        f"({sum(servers_cpu.values()) / count * 1000:.1f} ms of server CPU per delivery)"
     )
     print(
         f"  response latency from the due time: p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
