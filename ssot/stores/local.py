@@ -163,25 +163,47 @@ class LocalStore(Store):
             time.sleep(delay)
             delay = min(delay * 2, _LOCK_BACKOFF_SEC[1])
 
-    @contextmanager
-    def _repo(self) -> Iterator[pygit2.Repository]:
+    def _repo(self) -> _Handle:
         """This thread's repository handle (pygit2 objects are not shared between threads).
 
         Opening a repository costs more than reading a blob, so each thread keeps its handle; libgit2
         re-reads refs from disk and rescans packs on a miss, so pushes by others stay visible.
         """
-        try:
-            with _errors(self.path):
-                repo = getattr(self._handles, "repo", None)
-                if repo is None:
-                    repo = self._handles.repo = pygit2.Repository(
-                        str(self.path), RepositoryOpenFlag.NO_SEARCH
-                    )
-                yield repo
-        except StoreUnavailable:
-            # A repository that failed may have been moved or re-created: open it afresh next time.
-            self._handles.repo = None
-            raise
+        return _Handle(self)
+
+
+class _Handle:
+    """`with store._repo() as repo`: a failure becomes StoreUnavailable and the handle is opened afresh
+    next time (the repository may have been moved or re-created)."""
+
+    # A class rather than a generator-based context manager: a full resync enters it once per blob.
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: LocalStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> pygit2.Repository:
+        handles = self.store._handles
+        repo = getattr(handles, "repo", None)
+        if repo is None:
+            try:
+                repo = handles.repo = pygit2.Repository(str(self.store.path), RepositoryOpenFlag.NO_SEARCH)
+            except (pygit2.GitError, OSError) as exc:
+                raise _unavailable(self.store.path, exc) from exc
+        return repo
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is None or (isinstance(exc, StoreError) and not isinstance(exc, StoreUnavailable)):
+            return
+        if isinstance(exc, StoreUnavailable | pygit2.GitError | OSError):
+            self.store._handles.repo = None
+        if isinstance(exc, pygit2.GitError | OSError):
+            raise _unavailable(self.store.path, exc) from exc
+
+
+def _unavailable(path: Path, exc: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(f"local SSOT at {path} is unavailable: {exc}")
 
 
 @contextmanager
@@ -192,7 +214,7 @@ def _errors(path: Path) -> Iterator[None]:
     except StoreError:
         raise
     except (pygit2.GitError, OSError) as exc:
-        raise StoreUnavailable(f"local SSOT at {path} is unavailable: {exc}") from exc
+        raise _unavailable(path, exc) from exc
 
 
 def _ref_target(repo: pygit2.Repository, name: str) -> str | None:

@@ -124,8 +124,15 @@ def test_create_refuses_a_folder_that_is_not_a_repository(tmp_path: Path) -> Non
 
 
 def test_a_missing_repository_is_unavailable_with_its_path(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "missing.git")
     with pytest.raises(StoreUnavailable, match=r"local SSOT at .*missing\.git is unavailable"):
-        LocalStore(tmp_path / "missing.git").head()
+        store.head()
+    with pytest.raises(StoreUnavailable, match=r"local SSOT at .*missing\.git is unavailable"):
+        store.read(git_blob_sha(b"1"))
+
+    LocalStore.create(tmp_path / "missing.git")
+    head = store_commit(store, None, {"a.txt": b"1"})
+    assert store.read(store.entry(head, "a.txt").sha) == b"1"
 
 
 def test_commit_rejects_paths_that_leave_their_folder(store: LocalStore) -> None:
