@@ -16,6 +16,7 @@ from ssot.models import RiskLevel, SsotFile
 from ssot.paths import stem
 
 TASK_FIELDS_STR = ("title", "branch", "assignee", "last_writer")
+RISK_LEVELS = tuple(RiskLevel.values)  # TextChoices.values builds a new list on every access
 
 
 class FileInvalid(ValueError):
@@ -108,7 +109,7 @@ def parse_task(path: str, raw: bytes) -> TaskDoc:
     status = doc.get("status")
     if not isinstance(status, str) or not status.strip() or len(status) > 64:
         errors.append(_error("status", "required: a non-empty string of at most 64 characters"))
-    if doc.get("risk_level") is not None and doc.get("risk_level") not in RiskLevel.values:
+    if doc.get("risk_level") is not None and doc.get("risk_level") not in RISK_LEVELS:
         errors.append(_error("risk_level", f"must be one of {', '.join(RiskLevel.values)}"))
     count = doc.get("reject_count")
     if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):

@@ -78,6 +78,7 @@ def test_unknown_fields_are_kept_in_the_document(store):
         ("tasks/T-1.json", b'{"task_id": "T-2", "status": "x"}', "must equal the file name"),
         ("tasks/T-1.json", b'{"task_id": "T-1"}', "status"),
         ("tasks/T-1.json", b'{"task_id": "T-1", "status": "x", "risk_level": "extreme"}', "risk_level"),
+        ("tasks/T-1.json", b'{"task_id": "T-1", "status": "x", "risk_level": ["high"]}', "risk_level"),
         ("tasks/bad id.json", b'{"task_id": "bad id", "status": "x"}', "unsafe id"),
         ("messages/a-b-c.json", b'{"msg_id": "a-b-c"}', "protocol_version"),
         ("acks/a-b-c.json", b'{"msg_id": "a-b-c", "by": "nobody", "at": "2026-01-01T00:00:00"}', "by"),
