@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -76,3 +78,65 @@ def test_workers_racing_for_one_delivery_process_it_once(settings):
     delivery = WebhookDelivery.objects.get()
     assert (delivery.state, delivery.attempts) == ("done", 1)
     assert AuditEntry.objects.filter(action="ci_update").count() == 1
+
+
+def test_pushes_stored_while_a_batch_is_claiming_are_never_left_without_a_task(store, monkeypatch):
+    """Posters store pushes (most of them carried by a waiting one, with no task of their own) while a
+    worker processes every queued task; at the end nothing may be left pending."""
+    from ssot.testing.content import commit, task_doc
+    from ssot.testing.webhooks import push_payload
+    from ssot.webhooks import processing
+
+    commit(store, {"tasks/T-1.json": task_doc("T-1")})
+    body = json.dumps(push_payload(repository="local/ssot", before="0" * 40, after=store.head())).encode()
+    queue: list[int] = []
+    queue_lock = threading.Lock()
+
+    def queued(pk: int) -> None:
+        with queue_lock:
+            queue.append(pk)
+
+    monkeypatch.setattr(processing, "enqueue_with_commit", queued)
+    monkeypatch.setattr(processing, "enqueue", queued)
+    posting = threading.Event()
+    posting.set()
+    per_thread = 15
+
+    def work(index: int) -> object:
+        if index == 0:  # the worker
+            done = 0
+            while posting.is_set() or queue:
+                with queue_lock:
+                    pk = queue.pop(0) if queue else None
+                if pk is None:
+                    time.sleep(0.001)
+                    continue
+                processing.process_delivery(pk)
+                done += 1
+            return done
+        for number in range(per_thread):
+            processing.delivery_store(
+                source="github",
+                guid=f"race-{index}-{number}",
+                event="push",
+                action="",
+                headers={"Content-Type": "application/json"},
+                body=body,
+            )
+        return per_thread
+
+    def stop_when_posted() -> None:
+        while WebhookDelivery.objects.count() < (THREADS - 1) * per_thread:
+            time.sleep(0.01)
+        connection.close()
+        posting.clear()
+
+    watcher = threading.Thread(target=stop_when_posted)
+    watcher.start()
+    results = at_once(work)
+    watcher.join(60)
+
+    assert results[1:] == [per_thread] * (THREADS - 1), results
+    states = list(WebhookDelivery.objects.values_list("state", flat=True))
+    assert len(states) == (THREADS - 1) * per_thread
+    assert set(states) == {"done"}

@@ -452,6 +452,39 @@ def test_when_the_shared_sync_fails_every_push_of_the_batch_is_retried(waiting, 
     assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {"done"}
 
 
+def test_a_push_stored_while_another_waits_is_carried_not_queued(waiting, store, monkeypatch):
+    queued: list[int] = []
+    monkeypatch.setattr(processing, "enqueue_with_commit", queued.append)
+    commit(store, {"tasks/T-1.json": task_doc("T-1")})
+    first = waiting("push", push_payload(repository=SSOT_REPO, before="0" * 40, after=store.head()))
+    second = waiting("push", push_payload(repository=SSOT_REPO, before="0" * 40, after=store.head()))
+    check = waiting("check_run", payload("check_run_completed"))
+
+    assert queued == [first.pk, check.pk]  # the second push rides with the first; a CI event never does
+    assert process_delivery(first.pk) == "done"
+    assert WebhookDelivery.objects.get(pk=second.pk).state == "done"
+
+
+def test_a_full_batch_gives_the_next_waiting_push_a_task(waiting, store, monkeypatch):
+    queued: list[int] = []
+    monkeypatch.setattr(processing, "enqueue_with_commit", queued.append)
+    monkeypatch.setattr(processing, "enqueue", queued.append)
+    monkeypatch.setattr(processing, "PUSH_BATCH", 2)
+    commit(store, {"tasks/T-1.json": task_doc("T-1")})
+    pushes = [
+        waiting("push", push_payload(repository=SSOT_REPO, before="0" * 40, after=store.head()))
+        for _ in range(4)
+    ]
+    assert queued == [pushes[0].pk]
+
+    assert process_delivery(pushes[0].pk) == "done"
+    states = list(WebhookDelivery.objects.order_by("pk").values_list("state", flat=True))
+    assert states == ["done", "done", "pending", "pending"]
+    assert queued == [pushes[0].pk, pushes[2].pk]  # the oldest one left gets a task; it carries the rest
+    assert process_delivery(pushes[2].pk) == "done"
+    assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {"done"}
+
+
 # -- failures, retries, replay --------------------------------------------------------------------------
 
 

@@ -18,7 +18,9 @@ pattern), so the queued task, the retry loop and a replay never process it twice
 A claim holds a lease (`next_attempt_at` = now + LEASE): a worker that died mid-task is retried when it
 expires. A fresh delivery is due PENDING_GRACE after it arrived, in case its queued task is lost.
 A push also claims the other pushes still waiting for their task and answers them with the same sync
-(`_claim_waiting_pushes`): a burst of pushes costs one sync, not one each.
+(`_claim_waiting_pushes`): a burst of pushes costs one sync, not one each; and a push stored while
+another still waits is not queued at all, since that one's batch will carry it
+(`_carried_by_a_waiting_push`).
 `manage.py webhooks_replay` forces a re-run of failed or chosen deliveries. Processing is idempotent
 (the sync is; CI and PR updates that change nothing write nothing), so a re-run is safe.
 """
@@ -123,10 +125,32 @@ def delivery_store(
                 body=body,
                 next_attempt_at=first_due(),
             )
-            enqueue_with_commit(delivery.pk)
+            if not _carried_by_a_waiting_push(delivery):
+                enqueue_with_commit(delivery.pk)
     except IntegrityError:
         return None
     return delivery
+
+
+def _carried_by_a_waiting_push(delivery: WebhookDelivery) -> bool:
+    """Whether a push needs no task of its own: another push waits for its task, and the batch that
+    claims that one will claim this one too (`_claim_waiting_pushes`).
+
+    The waiting push is locked until this transaction commits (a row lock on PostgreSQL; on SQLite the
+    transaction holds the database's write lock from its start), so no batch can claim it and finish
+    looking for waiting pushes before this one is visible. Under a burst, deliveries then cost the
+    queue nothing; if the carrier's task is lost, `retry_due` processes them all after the grace.
+    """
+    if delivery.source != "github" or delivery.event != "push":
+        return False
+    waiting = (
+        WebhookDelivery.objects.select_for_update()
+        .filter(source="github", event="push", state=State.PENDING)
+        .exclude(pk=delivery.pk)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:1]
+    )
+    return bool(list(waiting))
 
 
 # -- processing ----------------------------------------------------------------------------------------
@@ -181,31 +205,47 @@ def process_delivery(pk: int, *, force: bool = False) -> str:
 
 
 def _claim_waiting_pushes(*, exclude: int) -> list[WebhookDelivery]:
-    """Claim the push deliveries still waiting for their queued task (oldest first, up to PUSH_BATCH).
+    """Claim the push deliveries still waiting for their task (oldest first, up to PUSH_BATCH).
 
     Each was stored after its push was complete (GitHub and the hook send a delivery once the ref
     has moved), and they are all claimed before the sync reads the head: one sync to that head
-    answers every one of them. Their own tasks then find nothing to claim. A burst of pushes costs
-    one sync, not one per delivery.
+    answers every one of them. Their own tasks, if they have one, then find nothing to claim. A
+    burst of pushes costs one sync, not one per delivery.
+
+    It looks again after each claim until it finds no new waiting push: a push stored while it was
+    claiming may have counted on being carried by one it claimed (`_carried_by_a_waiting_push`).
+    When the batch is full, the oldest push still waiting is given a task, for the same reason.
     """
-    waiting = list(
-        WebhookDelivery.objects.filter(source="github", event="push", state=State.PENDING)
-        .exclude(pk=exclude)
-        .order_by("pk")
-        .values_list("pk", flat=True)[: PUSH_BATCH - 1]
-    )
-    if not waiting:
-        return []
+    claimed: list[int] = []
+    seen = {exclude}
     lease = timezone.now() + timedelta(seconds=LEASE_SEC)
-    with transaction.atomic():
-        claimed = [
-            pk
-            for pk in waiting
-            if WebhookDelivery.objects.filter(pk=pk, state=State.PENDING).update(
-                state=State.PROCESSING, attempts=F("attempts") + 1, next_attempt_at=lease
-            )
+    while len(claimed) < PUSH_BATCH - 1:
+        waiting = [pk for pk in _waiting_pushes(PUSH_BATCH) if pk not in seen][
+            : PUSH_BATCH - 1 - len(claimed)
         ]
+        if not waiting:
+            break
+        seen.update(waiting)
+        with transaction.atomic():
+            claimed += [
+                pk
+                for pk in waiting
+                if WebhookDelivery.objects.filter(pk=pk, state=State.PENDING).update(
+                    state=State.PROCESSING, attempts=F("attempts") + 1, next_attempt_at=lease
+                )
+            ]
+    else:
+        for pk in _waiting_pushes(1):
+            enqueue(pk)
     return list(WebhookDelivery.objects.filter(pk__in=claimed).order_by("pk"))
+
+
+def _waiting_pushes(limit: int) -> list[int]:
+    return list(
+        WebhookDelivery.objects.filter(source="github", event="push", state=State.PENDING)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
 
 
 class SharedSync:
