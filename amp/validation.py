@@ -143,7 +143,9 @@ def validate_json(data: bytes | str) -> Envelope:
             [Violation(ROOT, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
         ) from None
     try:
-        raw = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
+        if text.startswith("\ufeff"):  # refused as json.loads refuses it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        raw = _DECODER.decode(text)
     except ValueError as exc:
         raise AmpValidationError([Violation(ROOT, f"not valid JSON: {exc}")]) from None
     except RecursionError:
@@ -165,6 +167,10 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+# One decoder for every message: json.loads with hooks builds a decoder and its scanner per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
 
 
 def _check_object(

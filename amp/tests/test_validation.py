@@ -501,6 +501,10 @@ def test_validate_json_accepts_utf8_bytes_and_text() -> None:
         (b"\xff\xfe{}", "not UTF-8 text (invalid start byte at byte 0)"),
         (b"", "not valid JSON: Expecting value: line 1 column 1 (char 0)"),
         (
+            "\ufeff{}".encode(),
+            "not valid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig): line 1 column 1 (char 0)",
+        ),
+        (
             b"{'a': 1}",
             "not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
         ),
