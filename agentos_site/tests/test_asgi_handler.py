@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 from channels.testing import HttpCommunicator
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.urls import path
 
@@ -156,3 +159,13 @@ async def test_request_threads_are_reused_not_started_per_request(handler, setti
 
     assert len(set(first)) == 1  # one request after another: the same thread each time
     assert len(concurrent) == 3 and set(first) <= concurrent  # at once: one thread each, the old one reused
+
+
+def test_what_the_server_loads_at_start_is_kept_out_of_garbage_collections():
+    code = "import gc, agentos_site.asgi; print(gc.get_freeze_count())"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=settings.BASE_DIR
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) > 50_000  # modules, settings, URLconf and middleware: frozen, never walked
