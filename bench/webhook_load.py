@@ -1,9 +1,10 @@
 """Webhook load: signed push deliveries at fixed rates against one daphne process, with a qcluster beside it.
 
-Open loop: delivery i is due at start + i/rate whatever the answers before it, sent by a bounded pool of
-threads on a new connection each (as GitHub does); its latency counts from when it was due, so a slow
-server cannot hide its backlog. Processing is timed from the rows (received_at -> processed_at); every
-push names the SSOT's current head, so each one costs a claim, a no-op sync and a queued audit line.
+Open loop: delivery i is due at start + i/rate whatever the answers before it, sent on a new
+connection each (as GitHub does) by one asyncio client; its latency counts from when it was due, so
+a slow server cannot hide its backlog. Processing is timed from the rows (received_at ->
+processed_at); every push names the SSOT's current head, so each one costs a claim, a share of a
+no-op sync and a queued audit line. The CPU each side used is read from /proc.
 
 Run: .venv/bin/python -m bench.webhook_load [--rates 50,200] [--seconds 10]
 Embedded (SQLite, ORM broker) unless --use-env, which keeps DATABASE_URL and REDIS_URL;
@@ -13,21 +14,18 @@ Embedded (SQLite, ORM broker) unless --use-env, which keeps DATABASE_URL and RED
 from __future__ import annotations
 
 import argparse
-import http.client
+import asyncio
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.setup import django_for_bench, percentile
 
 SECRET = "bench-webhook-secret"
-POOL = 64
 DRAIN_TIMEOUT_SEC = 300
 
 
@@ -96,6 +94,47 @@ def session_cpu(leader: int) -> float:
     return total / tick
 
 
+def _request(body: bytes, signature: str, guid: str) -> bytes:
+    head = (
+        "POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"X-GitHub-Event: push\r\nX-GitHub-Delivery: {guid}\r\nX-Hub-Signature-256: {signature}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _send_all(
+    port: int, rate: int, body: bytes, signature: str, guids: list[str]
+) -> tuple[list[float], dict[int | str, int]]:
+    """Send delivery i at start + i/rate on a new connection, whatever the answers before it."""
+    latencies: list[float] = []
+    statuses: dict[int | str, int] = {}
+
+    async def send(guid: str, due: float) -> None:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(_request(body, signature, guid))
+            answer = await asyncio.wait_for(reader.read(), timeout=60)  # until the server closes
+            writer.close()
+            status: int | str = int(answer.split(b" ", 2)[1])
+        except (OSError, ValueError, IndexError, TimeoutError) as exc:
+            status = type(exc).__name__
+        latencies.append(time.monotonic() - due)
+        statuses[status] = statuses.get(status, 0) + 1
+
+    loop = asyncio.get_running_loop()
+    start = time.monotonic() + 0.2
+    tasks = []
+    for index, guid in enumerate(guids):
+        due = start + index / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(loop.create_task(send(guid, due)))
+    await asyncio.gather(*tasks)
+    return latencies, statuses
+
+
 def run(
     port: int, rate: int, seconds: float, body: bytes, *, processed: bool = True, leaders: dict[str, int]
 ) -> None:
@@ -105,44 +144,9 @@ def run(
     count = int(rate * seconds)
     signature = github_signature(body, SECRET)
     guids = [str(uuid.uuid4()) for _ in range(count)]
-    latencies: list[float] = []
-    statuses: dict[int | str, int] = {}
-    lock = threading.Lock()
-
-    def send(guid: str, due: float) -> None:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            conn.request(
-                "POST",
-                "/webhooks/github",
-                body=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "X-GitHub-Event": "push",
-                    "X-GitHub-Delivery": guid,
-                    "X-Hub-Signature-256": signature,
-                },
-            )
-            response = conn.getresponse()
-            response.read()
-            conn.close()
-            status: int | str = response.status
-        except OSError as exc:
-            status = type(exc).__name__
-        with lock:
-            latencies.append(time.monotonic() - due)
-            statuses[status] = statuses.get(status, 0) + 1
-
     client_cpu = time.process_time()
     servers_cpu = {name: session_cpu(pid) for name, pid in leaders.items()}
-    with ThreadPoolExecutor(max_workers=POOL) as pool:
-        start = time.monotonic() + 0.2
-        for index, guid in enumerate(guids):
-            due = start + index / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            pool.submit(send, guid, due)
+    latencies, statuses = asyncio.run(_send_all(port, rate, body, signature, guids))
     last_answer = time.monotonic()
     client_cpu = time.process_time() - client_cpu
 
