@@ -21,6 +21,9 @@ order of arrival, holding nothing but their parsed request. Which chain serves a
 by resolving its path first, the way the chain itself will. The middleware, their order and their
 effects are the same in both chains.
 
+For a sync view, the `request_started` signal is sent in that same call too, as a WSGI server would,
+instead of in a thread hop of its own before it (`handle` is Django's, with that one difference).
+
 And each request's thread-sensitive context is given an idle single-thread executor (asgiref's
 `ThreadSensitiveContext(executor=...)`) that goes back to the idle list when the request is done,
 so threads are made once and reused instead of started and joined per request.
@@ -29,16 +32,19 @@ so threads are made once and reused instead of started and joined per request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
 from django.http import HttpRequest, HttpResponse
-from django.urls import Resolver404, get_resolver
+from django.urls import Resolver404, get_resolver, set_script_prefix
 
 # Idle threads kept for the next requests: a burst beyond this many concurrent requests makes new
 # ones, and they end with it.
@@ -81,11 +87,69 @@ class ControlPlaneASGIHandler(ASGIHandler):
             else:
                 executor.shutdown(wait=False)
 
+    async def handle(self, scope, receive, send) -> None:
+        """Django 5.2's `ASGIHandler.handle`, but a request to a sync view has `request_started` sent
+        in the thread hop that runs its view (`_start_and_get_response`), not in one of its own."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        sync_view = not self.path_is_async(scope)
+        if not sync_view:
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            if sync_view:
+                await signals.request_started.asend(sender=self.__class__, scope=scope)
+            body_file.close()
+            await self.send_response(error_response, send)
+            await sync_to_async(error_response.close)()
+            return
+        request._send_request_started = sync_view
+
+        async def process_request(request, send):
+            response = await self.run_get_response(request)
+            with contextlib.suppress(asyncio.CancelledError):  # the client left during send_response
+                await self.send_response(response, send)
+            return response
+
+        # As Django: listen for a disconnect while the response is made (that task goes first).
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request(request, send)),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            await signals.request_finished.asend(sender=self.__class__)
+        else:
+            await sync_to_async(response.close)()
+        body_file.close()
+
     async def get_response_async(self, request: HttpRequest) -> HttpResponse:
-        if self.view_is_async(request):
+        if not getattr(request, "_send_request_started", False):
             return await super().get_response_async(request)
         async with self._slot():
-            return await sync_to_async(self.sync_handler.get_response, thread_sensitive=True)(request)
+            return await sync_to_async(self._start_and_get_response, thread_sensitive=True)(request)
+
+    def _start_and_get_response(self, request: HttpRequest) -> HttpResponse:
+        signals.request_started.send(sender=self.__class__, scope=request.scope)
+        return self.sync_handler.get_response(request)
 
     def _slot(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -95,10 +159,13 @@ class ControlPlaneASGIHandler(ASGIHandler):
         return slots
 
     @staticmethod
-    def view_is_async(request: HttpRequest) -> bool:
-        """Whether the view that `request` resolves to is a coroutine (no middleware sets urlconf here)."""
+    def path_is_async(scope: dict) -> bool:
+        """Whether the view the request's path resolves to is a coroutine (no middleware sets urlconf
+        here); an unknown path is served by the sync chain (its 404)."""
+        script_name = get_script_prefix(scope)  # the path_info ASGIRequest will have
+        path_info = scope["path"].removeprefix(script_name) if script_name else scope["path"]
         try:
-            match = get_resolver().resolve(request.path_info)
+            match = get_resolver().resolve(path_info)
         except Resolver404:
             return False
         return iscoroutinefunction(match.func)

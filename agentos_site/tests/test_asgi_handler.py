@@ -13,6 +13,9 @@ import time
 import pytest
 from channels.testing import HttpCommunicator
 from django.conf import settings
+from django.core import signals
+from django.core.exceptions import RequestDataTooBig
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse, JsonResponse
 from django.urls import path
 
@@ -137,10 +140,10 @@ async def test_unknown_paths_are_a_404_through_the_sync_chain(handler):
     assert len(_middleware_threads) == 2
 
 
-def test_which_views_are_async(handler, rf):
-    assert ControlPlaneASGIHandler.view_is_async(rf.get("/async"))
-    assert not ControlPlaneASGIHandler.view_is_async(rf.get("/slow"))
-    assert not ControlPlaneASGIHandler.view_is_async(rf.get("/nowhere"))
+def test_which_views_are_async(handler):
+    assert ControlPlaneASGIHandler.path_is_async({"path": "/async"})
+    assert not ControlPlaneASGIHandler.path_is_async({"path": "/slow"})
+    assert not ControlPlaneASGIHandler.path_is_async({"path": "/nowhere"})
 
 
 def test_the_site_serves_through_this_handler():
@@ -169,3 +172,59 @@ def test_what_the_server_loads_at_start_is_kept_out_of_garbage_collections():
 
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) > 50_000  # modules, settings, URLconf and middleware: frozen, never walked
+
+
+started_at: list[float] = []
+
+
+@pytest.fixture
+def started():
+    """The threads request_started was sent in (and when, in `started_at`)."""
+    seen: list[int] = []
+    started_at.clear()
+
+    def receiver(sender, **kwargs):
+        seen.append(threading.get_ident())
+        started_at.append(time.monotonic())
+
+    signals.request_started.connect(receiver)
+    yield seen
+    signals.request_started.disconnect(receiver)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_request_started_is_sent_in_the_sync_views_own_call(handler, started, settings):
+    settings.SYNC_VIEW_CONCURRENCY = 1
+    handler = ControlPlaneASGIHandler()
+    began = time.monotonic()
+    responses = await asyncio.gather(_get(handler, "/slow"), _get(handler, "/slow"))
+
+    threads = [json.loads(response["body"])["thread"] for response in responses]
+    assert sorted(started) == sorted(threads)  # once each, in the thread that ran its view
+    # Sent when the request got its turn, with its view, not before it waited for the slot (as
+    # under WSGI, where a request starts when a thread takes it).
+    assert started_at[1] - began >= HELD_SEC - 0.05
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_request_started_is_sent_once_for_an_async_view(handler, started):
+    assert (await _get(handler, "/async"))["status"] == 200
+    assert len(started) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_request_django_cannot_build_is_answered_and_counted_as_started(handler, started):
+    class TooBig(ASGIRequest):
+        def __init__(self, *args, **kwargs):
+            raise RequestDataTooBig("over the limit")
+
+    handler.request_class = TooBig
+    response = await _get(handler, "/slow")
+
+    assert response["status"] == 413
+    assert len(started) == 1 and _running["threads"] == set()  # no view ran
+
+
+def test_the_path_is_resolved_as_the_request_will_be_under_a_script_prefix(handler):
+    assert ControlPlaneASGIHandler.path_is_async({"path": "/agentos/async", "root_path": "/agentos"})
+    assert not ControlPlaneASGIHandler.path_is_async({"path": "/agentos/slow", "root_path": "/agentos"})
