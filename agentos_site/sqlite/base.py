@@ -31,6 +31,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -118,6 +119,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             with self.wrap_database_errors:
                 raise sqlite3.OperationalError("database is locked (by another thread of this process)")
         self._held_write_lock = lock
+        # A wrapper dropped in the middle of a transaction (its context or thread gone without a
+        # close) lets go of SQLite's lock as its connection is freed: the process's lock goes with it.
+        self._write_lock_finalizer = weakref.finalize(self, lock.release)
         try:
             super()._start_transaction_under_autocommit()
         except BaseException:
@@ -127,6 +131,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _release_write_lock(self) -> None:
         lock, self._held_write_lock = self._held_write_lock, None
         if lock is not None:
+            self._write_lock_finalizer.detach()
             lock.release()
 
     def _commit(self) -> None:

@@ -5,6 +5,7 @@ On a database file of each test's own, whatever the default database is (these r
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import threading
 import time
@@ -179,3 +180,18 @@ def test_a_close_inside_a_transaction_releases_the_process_lock(database):
     database.close()
 
     assert not sqlite_backend.write_lock(database.settings_dict["NAME"]).locked()
+
+
+def test_a_wrapper_dropped_inside_a_transaction_lets_go_of_the_process_lock(database):
+    other = sqlite_backend.DatabaseWrapper(database.settings_dict, alias="dropped")
+    other.ensure_connection()
+    other._start_transaction_under_autocommit()
+    lock = sqlite_backend.write_lock(database.settings_dict["NAME"])
+    assert lock.locked()
+    del other
+    gc.collect()
+
+    assert not lock.locked()
+    with database.cursor() as cursor:  # and the database takes writes again
+        cursor.execute("INSERT INTO item (name) VALUES (%s)", ["after"])
+    assert _names(database.settings_dict["NAME"]) == ["after"]
