@@ -103,7 +103,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory: the browser and scale-out tests run daphne in other processes on it (they are
     # given its path); one per test run, so two runs on one machine never share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_agentos_{os.getpid()}.sqlite3")}
-else:
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A pool of connections per process (Django's, on psycopg_pool). Without one, daphne opens and
     # closes a connection per request: persistent connections belong to the request's context under
     # ASGI and would pile up until PostgreSQL refuses clients. Pools need CONN_MAX_AGE 0. A connection
