@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.db import connections
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrapper
@@ -11,6 +9,7 @@ from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrappe
 from agentos_site import forking
 from agentos_site.sqlite import base as sqlite_backend
 from ssot.models import SyncState
+from ssot.testing.forks import in_forked_child
 
 
 @pytest.mark.django_db(transaction=True)
@@ -20,26 +19,18 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone():
     connection.close()  # pooled on both databases: still open, in the pool a child inherits
     connection.ensure_connection()
     parent_connection = connection.connection
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report through the pipe, never return into pytest
-        try:
-            forgot = (
-                connection.connection is None
-                and not any(sqlite_backend._pools.values())
-                and not PostgresWrapper._connection_pools
-            )
-            count = SyncState.objects.count()
-            fresh = connection.connection is not parent_connection
-            os.write(write, f"{forgot} {fresh} {count}".encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    _, status = os.waitpid(pid, 0)
-    answer = os.read(read, 100).decode()
-    os.close(read)
 
-    assert status == 0 and answer == "True True 0"
+    def child() -> str:
+        forgot = (
+            connection.connection is None
+            and not any(sqlite_backend._pools.values())
+            and not PostgresWrapper._connection_pools
+        )
+        count = SyncState.objects.count()
+        fresh = connection.connection is not parent_connection
+        return f"{forgot} {fresh} {count}"
+
+    assert in_forked_child(child) == "True True 0"
     # The parent's connection, and those in its pool, still work after the child used its own and exited.
     assert connection.connection is parent_connection
     for _ in range(3):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 
 import pytest
@@ -11,6 +10,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
 from ssot import events
+from ssot.testing.forks import in_forked_child
 
 
 @pytest.fixture
@@ -73,20 +73,12 @@ async def test_a_view_thread_under_a_server_loop_sends_on_that_loop(monkeypatch)
 def test_a_forked_child_starts_its_own_loop():
     events.send_now({"type": "audit", "entry": {"id": 1}})
     parent_loop = events._process_loop._loop
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            forgot = events._process_loop._loop is None
-            events.send_now({"type": "audit", "entry": {"id": 2}})
-            own = events._process_loop._loop
-            os.write(write, f"{forgot} {own is not None and own.is_running()}".encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    _, status = os.waitpid(pid, 0)
-    answer = os.read(read, 100).decode()
-    os.close(read)
 
-    assert status == 0 and answer == "True True"
+    def child() -> str:
+        forgot = events._process_loop._loop is None
+        events.send_now({"type": "audit", "entry": {"id": 2}})
+        own = events._process_loop._loop
+        return f"{forgot} {own is not None and own.is_running()}"
+
+    assert in_forked_child(child) == "True True"
     assert events._process_loop._loop is parent_loop and parent_loop.is_running()
