@@ -60,6 +60,7 @@ def write_lock(name: str) -> threading.Lock:
 
 
 BUSY_SLEEPS_SEC = (0.0002, 0.0005, 0.001, 0.002)
+DEFAULT_TIMEOUT_SEC = 5.0  # Python's and Django's, when OPTIONS gives no `timeout`
 
 
 def _locked(error: sqlite3.OperationalError) -> bool:
@@ -69,7 +70,7 @@ def _locked(error: sqlite3.OperationalError) -> bool:
 class CursorWrapper(base.SQLiteCursorWrapper):
     """Django's cursor, retrying a statement that could not start for SQLite's write lock."""
 
-    busy_timeout_sec: float = 30.0
+    busy_timeout_sec = DEFAULT_TIMEOUT_SEC  # set by create_cursor from the connection's `timeout`
 
     def execute(self, query: str, params: Any = None) -> Any:
         return self._when_unlocked(super().execute, query, params)
@@ -108,7 +109,7 @@ class CursorWrapper(base.SQLiteCursorWrapper):
 
 class DatabaseWrapper(base.DatabaseWrapper):
     _held_write_lock: threading.Lock | None = None
-    busy_timeout_sec = 5.0
+    busy_timeout_sec = DEFAULT_TIMEOUT_SEC
 
     def _start_transaction_under_autocommit(self) -> None:
         if self.transaction_mode not in ("IMMEDIATE", "EXCLUSIVE") or self.is_in_memory_db():
@@ -146,11 +147,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         finally:
             self._release_write_lock()
 
-    def get_connection_params(self) -> dict[str, Any]:
-        params = super().get_connection_params()
-        self.busy_timeout_sec = float(params.get("timeout", 5.0))
-        return params
-
     def create_cursor(self, name: str | None = None) -> CursorWrapper:
         cursor = self.connection.cursor(factory=CursorWrapper)
         cursor.busy_timeout_sec = self.busy_timeout_sec
@@ -167,6 +163,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return (name, stat.st_dev, stat.st_ino)
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> sqlite3.Connection:
+        self.busy_timeout_sec = float(conn_params.get("timeout", DEFAULT_TIMEOUT_SEC))
         key = self._pool_key()
         if key is not None:
             with _lock:
