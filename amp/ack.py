@@ -31,11 +31,21 @@ def ack_timeout_for(
     return ACK_TIMEOUTS[msg_type]
 
 
+# The last instant a deadline can name: a timeout past the calendar's end is due "never", in effect.
+LAST_DEADLINE = datetime.max.replace(tzinfo=UTC)
+
+
 def ack_deadline(envelope: Envelope, overrides: Mapping[str, int] | None = None) -> datetime | None:
-    """When the ACK is due (UTC), counted from the message's timestamp; None if no ACK is expected."""
+    """When the ACK is due (UTC), counted from the message's timestamp; None if no ACK is expected.
+
+    A timeout that runs past the end of year 9999 (any 64-bit one may) gives LAST_DEADLINE.
+    """
     if not envelope.requires_ack:
         return None
     timeout = ack_timeout_for(envelope, overrides=overrides)
     if timeout <= 0:
         return None
-    return envelope.timestamp.astimezone(UTC) + timedelta(seconds=timeout)
+    sent = envelope.timestamp.astimezone(UTC)
+    if timeout >= (LAST_DEADLINE - sent).total_seconds():
+        return LAST_DEADLINE
+    return sent + timedelta(seconds=timeout)

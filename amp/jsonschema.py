@@ -72,6 +72,8 @@ def _rule_schema(rule: spec.Rule) -> dict[str, Any]:
         schema["minItems" if rule.kind == "array" else "minLength"] = rule.min_length
     if rule.minimum is not None:
         schema["minimum"] = rule.minimum
+    if rule.maximum is not None:
+        schema["maximum"] = rule.maximum
     if rule.items is not None:
         schema["items"] = _rule_schema(rule.items)
     return schema

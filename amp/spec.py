@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from amp.strictjson import INT64_MAX
+
 PROTOCOL_VERSION = "AMP/1.0"
 
 TASK_DISPATCH = "task_dispatch"
@@ -71,6 +73,7 @@ class Rule:
     format: str | None = None
     min_length: int = 0
     minimum: int | None = None
+    maximum: int | None = None
     items: Rule | None = None
 
 
@@ -98,7 +101,7 @@ ENVELOPE_FIELDS: tuple[Field, ...] = (
     Field("requires_ack", Rule("boolean"), "Whether the addressee must acknowledge the message."),
     Field(
         "ack_timeout_sec",
-        Rule("integer", minimum=0),
+        Rule("integer", minimum=0, maximum=INT64_MAX),
         "Seconds to acknowledge; 0 uses the per-type ACK table.",
         required=False,
         default=0,

@@ -8,20 +8,23 @@ Decisions beyond SPEC section 6, mirrored by the published JSON Schema:
 - timestamps follow RFC 3339 (seconds required, `T` separator, `Z` or `+hh:mm` offset);
 - a branch is also refused as `refs/heads/main` and when it holds whitespace or control characters,
   which git forbids in ref names;
-- duplicate keys and NaN/Infinity make a file invalid JSON (parsers disagree on what they mean).
+- a file is read by `amp.strictjson` (duplicate keys, NaN/Infinity, lone surrogates, deep nesting...
+  are refused there, each with its reason as a violation at `$`);
+- an integer that becomes a column (`ack_timeout_sec`) fits a signed 64-bit integer;
+- a timestamp must stay within the calendar once converted to UTC (year 1 to 9999), as the database
+  stores it in UTC.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from amp import spec
+from amp import spec, strictjson
 
 ROOT = "$"
 
@@ -135,42 +138,12 @@ def _envelope(raw: dict[str, Any], values: dict[str, Any], payload: dict[str, An
 
 
 def validate_json(data: bytes | str) -> Envelope:
-    """Decode a message file's content (UTF-8 JSON) and validate it; decoding errors are violations at `$`."""
+    """Read a message file with the strict reader and validate it; a refusal is a violation at `$`."""
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-    except UnicodeDecodeError as exc:
-        raise AmpValidationError(
-            [Violation(ROOT, f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
-        ) from None
-    try:
-        if text.startswith("\ufeff"):  # refused as json.loads refuses it
-            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-        raw = _DECODER.decode(text)
-    except ValueError as exc:
-        raise AmpValidationError([Violation(ROOT, f"not valid JSON: {exc}")]) from None
-    except RecursionError:
-        raise AmpValidationError([Violation(ROOT, "not valid JSON: nested too deeply")]) from None
+        raw = strictjson.loads(data)
+    except strictjson.JsonRefused as exc:
+        raise AmpValidationError([Violation(ROOT, exc.reason)]) from None
     return validate(raw)
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Parsers disagree on which duplicate wins, so a message with one has no single meaning.
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"duplicate key {key!r}")
-            seen.add(key)
-    return result
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-# One decoder for every message: json.loads with hooks builds a decoder and its scanner per call.
-_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
 
 
 def _check_object(
@@ -204,6 +177,8 @@ def _check_value(rule: spec.Rule, value: object, path: str, errors: list[Violati
         problem = "must not be empty"
     elif rule.minimum is not None and value < rule.minimum:
         problem = f"must be >= {rule.minimum}"
+    elif rule.maximum is not None and value > rule.maximum:
+        problem = f"must be <= {rule.maximum} (it is stored as a signed 64-bit integer)"
     elif rule.format is not None:
         problem = _FORMAT_CHECKS[rule.format](value)
     if problem:
@@ -234,9 +209,11 @@ def _check_msg_id(value: str) -> str | None:
 def _check_timestamp(value: str) -> str | None:
     if _TIMESTAMP_RE.fullmatch(value):
         try:
-            datetime.fromisoformat(value)
+            datetime.fromisoformat(value).astimezone(UTC)
         except ValueError as exc:
             return f"is not a real date-time ({exc})"
+        except OverflowError:
+            return "is out of range once converted to UTC (years 1 to 9999)"
         return None
     try:
         naive = datetime.fromisoformat(value).tzinfo is None
@@ -325,6 +302,8 @@ def _accepts(rule: spec.Rule) -> Callable[[object], bool]:
         tests.append(lambda value: len(value) >= least_length)
     if (minimum := rule.minimum) is not None:
         tests.append(lambda value: value >= minimum)
+    if (maximum := rule.maximum) is not None:
+        tests.append(lambda value: value <= maximum)
     if rule.format is not None:
         check = _FORMAT_CHECKS[rule.format]
         tests.append(lambda value: check(value) is None)

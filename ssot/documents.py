@@ -1,14 +1,15 @@
 """Parse and check SSOT files; one parser per kind, shared by the sync and the write path.
 
 A parser returns the parsed value or raises `FileInvalid` listing every problem, which the mirror
-turns into a quarantined file.
+turns into a quarantined file. Every file is read by the one strict reader (`amp.loads`); what becomes
+a column is checked to fit it here (an integer in signed 64 bits, a time within the calendar in UTC).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import amp
@@ -31,26 +32,12 @@ def _error(path: str, message: str) -> dict[str, str]:
     return {"path": path, "message": message}
 
 
-def _duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        seen: set[str] = set()
-        duplicates = sorted({key for key, _ in pairs if key in seen or seen.add(key)})
-        raise ValueError(f"duplicate keys {duplicates}")
-    return document
-
-
 def load_json_object(raw: bytes) -> dict[str, Any]:
-    """The JSON object a file holds; anything else (bad UTF-8, bad JSON, not an object) is FileInvalid."""
+    """The JSON object a file holds; anything the strict reader refuses is FileInvalid with its reason."""
     try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_duplicate_keys)
-    except UnicodeDecodeError as exc:
-        raise FileInvalid([_error("$", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
-    except ValueError as exc:
-        raise FileInvalid([_error("$", f"not valid JSON: {exc}")]) from None
-    if not isinstance(value, dict):
-        raise FileInvalid([_error("$", f"must be a JSON object, not {type(value).__name__}")])
-    return value
+        return amp.loads(raw)
+    except amp.JsonRefused as exc:
+        raise FileInvalid([_error("$", exc.reason)]) from None
 
 
 def dump_json(document: dict[str, Any]) -> bytes:
@@ -69,6 +56,11 @@ def _aware(value: object, field: str, errors: list[dict[str, str]]) -> datetime 
         return None
     if parsed.tzinfo is None:
         errors.append(_error(field, "the timestamp needs a UTC offset (e.g. +00:00 or Z)"))
+        return None
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        errors.append(_error(field, "is out of range once converted to UTC (years 1 to 9999)"))
         return None
     return parsed
 
@@ -112,8 +104,9 @@ def parse_task(path: str, raw: bytes) -> TaskDoc:
     if doc.get("risk_level") is not None and doc.get("risk_level") not in RISK_LEVELS:
         errors.append(_error("risk_level", f"must be one of {', '.join(RiskLevel.values)}"))
     count = doc.get("reject_count")
-    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
-        errors.append(_error("reject_count", "must be an integer >= 0"))
+    if count is not None and (not amp.fits_int64(count) or count < 0):
+        problem = f"must be an integer from 0 to {amp.INT64_MAX} (a signed 64-bit integer)"
+        errors.append(_error("reject_count", problem))
     for field in TASK_FIELDS_STR:
         if doc.get(field) is not None and not isinstance(doc[field], str):
             errors.append(_error(field, "must be a string"))
@@ -194,22 +187,20 @@ class AuditLine:
 def parse_audit(raw: bytes) -> tuple[list[AuditLine], list[dict[str, str]]]:
     """The lines of an audit file (1-based numbers) and the errors of the lines that are not valid."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return [], [_error("$", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+        text = amp.text_of(raw)
+    except amp.JsonRefused as exc:
+        return [], [_error("$", exc.reason)]
     lines: list[AuditLine] = []
     errors: list[dict[str, str]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines end at "\n" only: str.splitlines() would also cut at U+2028 or \x1c inside a string.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"line {number}"
         try:
-            data = json.loads(line)
-        except ValueError as exc:
-            errors.append(_error(where, f"not valid JSON: {exc}"))
-            continue
-        if not isinstance(data, dict):
-            errors.append(_error(where, "must be a JSON object"))
+            data = amp.loads(line)
+        except amp.JsonRefused as exc:
+            errors.append(_error(where, exc.reason))
             continue
         problems: list[dict[str, str]] = []
         timestamp = _aware(data.get("timestamp"), f"{where}.timestamp", problems)

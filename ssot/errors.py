@@ -62,3 +62,10 @@ class SsotUnavailable(ServiceError):
 
     status = 503
     code = "ssot_unavailable"
+
+
+class SyncFailed(SsotUnavailable):
+    """A sync stopped on a failure that is not the SSOT's (the database, most likely); it is recorded in
+    SyncState and the next sync tries again. Nothing a file holds causes one: such a file is quarantined."""
+
+    code = "sync_failed"

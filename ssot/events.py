@@ -227,12 +227,17 @@ def pr_update(task: Task, *, action: str) -> dict[str, Any]:
 
 
 def sync(state: SyncState, report: dict[str, Any]) -> dict[str, Any]:
+    """Where the mirror stands after a sync; `failing` while the last one failed, with its reason."""
+    failing = state.consecutive_errors > 0
     return {
         "type": "sync",
         "backend": state.backend,
         "branch": state.branch,
         "head": state.head,
         "last_sync_at": _iso(state.last_sync_at),
+        "failing": failing,
+        "consecutive_errors": state.consecutive_errors,
+        "last_error": state.last_error if failing else "",
         "report": report,
     }
 

@@ -3,6 +3,13 @@
 A `Mirror` takes batches of (path, blob SHA, content) and deletions, inside the caller's transaction,
 keyed on path + blob SHA through the `SsotFile` ledger. It collects the events and the agents'
 liveness it observed; the caller broadcasts after commit.
+
+A file that fails at any step is quarantined alone, with its reason: reading and checking (the parsers
+of `ssot.documents`), conversion into row values, or the database write itself. A batch is written in
+bulk inside a savepoint; if the database refuses it for its content (a constraint, a value it cannot
+hold), the batch is written again file by file, each in its own savepoint, so that only the file the
+database refuses is quarantined. A failure that is not the content's (the connection, a lock, a missing
+table) is not blamed on a file: it stops the pass as `MirrorFailed`, naming where it happened.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -47,6 +55,46 @@ class FileUpdate:
     kind: str
     sha: str
     raw: bytes
+    # Why the SSOT has no content for this path (a submodule entry): the file is quarantined with it.
+    unreadable: str = ""
+
+
+class MirrorFailed(Exception):
+    """Mirroring stopped on a failure that is not a file's doing; the message names where and why."""
+
+
+def content_fault(exc: BaseException) -> bool:
+    """Whether a failure can be the file's own doing (quarantine it), not the database's state or ours.
+
+    A constraint or a value the database cannot hold is the content's; so is PostgreSQL's "program limit
+    exceeded" (SQLSTATE class 54: a value too large to store or index). Any other database error (the
+    connection, a lock, a missing table) says nothing about the file. Errors outside the database are
+    conversions of the file's values.
+    """
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    if isinstance(exc, DatabaseError):
+        return str(getattr(exc.__cause__, "sqlstate", "") or "").startswith("54")
+    return isinstance(exc, Exception)
+
+
+def describe(exc: BaseException, limit: int = 500) -> str:
+    """One line about an exception, safe to store as text (no NUL, no lone surrogate) and bounded."""
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """What a Mirror had collected before an attempt, to forget what a rolled-back attempt added."""
+
+    events: int
+    quarantined: int
+    refs: int
+    changed_rows: int
+    counts: Counter
+    seen: dict[str, tuple[datetime, str]]
 
 
 def ack_overrides() -> dict[str, int]:
@@ -80,9 +128,49 @@ class Mirror:
     # -- entry points -------------------------------------------------------------------------
 
     def apply(self, files: Iterable[FileUpdate]) -> None:
-        """Mirror these files (already read) into their rows and the ledger."""
+        """Mirror these files (already read) into their rows and the ledger; a file that fails is
+        quarantined alone, and the others land."""
+        files = list(files)
+        mark = self._mark()
+        try:
+            with transaction.atomic():
+                self._apply(files)
+            return
+        except Exception as exc:
+            if not content_fault(exc):
+                where = files[0].path if len(files) == 1 else f"{len(files)} files from {files[0].path}"
+                raise MirrorFailed(f"mirroring {where}: {describe(exc)}") from exc
+            self._restore(mark)
+            if len(files) == 1:
+                self._refused_by_database(files[0], exc)
+                return
+            log.warning("writing %d files in bulk failed (%s); writing them one by one", len(files), exc)
+        for update in files:
+            mark = self._mark()
+            try:
+                with transaction.atomic():
+                    self._apply([update])
+            except Exception as exc:
+                if not content_fault(exc):
+                    raise MirrorFailed(f"mirroring {update.path}: {describe(exc)}") from exc
+                self._restore(mark)
+                self._refused_by_database(update, exc)
+
+    def _refused_by_database(self, update: FileUpdate, exc: Exception) -> None:
+        """Quarantine a file whose rows could not be written, in a savepoint of its own."""
+        log.warning("%s is quarantined: writing its rows failed: %s", update.path, describe(exc))
+        try:
+            with transaction.atomic():
+                self._quarantine(update, [{"path": "$", "message": f"could not be stored: {describe(exc)}"}])
+        except Exception as again:
+            raise MirrorFailed(f"quarantining {update.path}: {describe(again)}") from again
+
+    def _apply(self, files: list[FileUpdate]) -> None:
         by_kind: dict[str, list[FileUpdate]] = {}
         for update in files:
+            if update.unreadable:
+                self._quarantine(update, [{"path": "$", "message": update.unreadable}])
+                continue
             if (
                 update.kind != SsotFile.Kind.AUDIT
                 and b"\\u0000" in update.raw
@@ -142,20 +230,20 @@ class Mirror:
         for update in files:
             try:
                 doc = parse_task(update.path, update.raw)
-            except FileInvalid as exc:
-                self._quarantine(update, exc.errors)
+                writer.add(
+                    {
+                        "task_id": doc.task_id,
+                        "document": doc.document,
+                        "ssot_path": update.path,
+                        "blob_sha": update.sha,
+                        **doc.columns(),
+                        "created_at": self.observed_at,
+                        "updated_at": self.observed_at,
+                    }
+                )
+            except Exception as exc:
+                self._refuse(update, exc)
                 continue
-            writer.add(
-                {
-                    "task_id": doc.task_id,
-                    "document": doc.document,
-                    "ssot_path": update.path,
-                    "blob_sha": update.sha,
-                    **doc.columns(),
-                    "created_at": self.observed_at,
-                    "updated_at": self.observed_at,
-                }
-            )
             written.append(update)
             task_ids.append(doc.task_id)
             if self.live and doc.document.get("last_writer"):
@@ -179,31 +267,31 @@ class Mirror:
         for update in files:
             try:
                 envelope = parse_message(update.path, update.raw)
-            except FileInvalid as exc:
-                self._quarantine(update, exc.errors)
+                deadline = amp.ack_deadline(envelope, overrides)
+                writer.add(
+                    {
+                        "msg_id": envelope.msg_id,
+                        "protocol_version": envelope.protocol_version,
+                        "type": envelope.type,
+                        "sender": envelope.sender,
+                        "recipient": envelope.recipient,
+                        "task_id": envelope.task_id,
+                        "timestamp": envelope.timestamp,
+                        "requires_ack": envelope.requires_ack,
+                        "ack_timeout_sec": envelope.ack_timeout_sec,
+                        "context_ref": list(envelope.context_ref),
+                        "payload": envelope.payload,
+                        "envelope": envelope.raw,
+                        "ssot_path": update.path,
+                        "blob_sha": update.sha,
+                        "ack_deadline": deadline,
+                        "created_at": self.observed_at,
+                        "ack_state": Message.AckState.PENDING if deadline else Message.AckState.NOT_REQUIRED,
+                    }
+                )
+            except Exception as exc:
+                self._refuse(update, exc)
                 continue
-            deadline = amp.ack_deadline(envelope, overrides)
-            writer.add(
-                {
-                    "msg_id": envelope.msg_id,
-                    "protocol_version": envelope.protocol_version,
-                    "type": envelope.type,
-                    "sender": envelope.sender,
-                    "recipient": envelope.recipient,
-                    "task_id": envelope.task_id,
-                    "timestamp": envelope.timestamp,
-                    "requires_ack": envelope.requires_ack,
-                    "ack_timeout_sec": envelope.ack_timeout_sec,
-                    "context_ref": list(envelope.context_ref),
-                    "payload": envelope.payload,
-                    "envelope": envelope.raw,
-                    "ssot_path": update.path,
-                    "blob_sha": update.sha,
-                    "ack_deadline": deadline,
-                    "created_at": self.observed_at,
-                    "ack_state": Message.AckState.PENDING if deadline else Message.AckState.NOT_REQUIRED,
-                }
-            )
             written.append(update)
             msg_ids.append(envelope.msg_id)
             if not envelope.requires_ack:
@@ -264,8 +352,8 @@ class Mirror:
         for update in files:
             try:
                 doc = parse_ack(update.path, update.raw)
-            except FileInvalid as exc:
-                self._quarantine(update, exc.errors)
+            except Exception as exc:
+                self._refuse(update, exc)
                 continue
             rows.append(
                 Ack(
@@ -296,8 +384,8 @@ class Mirror:
         for update in files:
             try:
                 doc = parse_heartbeat(update.path, update.raw)
-            except FileInvalid as exc:
-                self._quarantine(update, exc.errors)
+            except Exception as exc:
+                self._refuse(update, exc)
                 continue
             valid.append(update)
             self._saw(doc.agent, doc.at, "heartbeat")
@@ -306,7 +394,11 @@ class Mirror:
 
     def _audit_files(self, files: list[FileUpdate]) -> None:
         for update in files:
-            lines, errors = parse_audit(update.raw)
+            try:
+                lines, errors = parse_audit(update.raw)
+            except Exception as exc:
+                self._refuse(update, exc)
+                continue
             self.apply_audit_lines(update.path, lines)
             if errors:
                 self._quarantine(update, errors, keep_ledger_kind=SsotFile.Kind.AUDIT)
@@ -448,10 +540,23 @@ class Mirror:
         if QuarantinedFile.objects.exists():
             QuarantinedFile.objects.filter(path__in=[f.path for f in files]).delete()
 
+    def _refuse(self, update: FileUpdate, exc: Exception) -> None:
+        """Quarantine a file that failed to be read, checked or converted; a database error goes up."""
+        if isinstance(exc, FileInvalid):
+            self._quarantine(update, exc.errors)
+            return
+        if isinstance(exc, DatabaseError):
+            raise exc
+        # Not a refusal the parsers foresaw: quarantined all the same, and logged with its traceback.
+        log.exception("%s could not be converted into rows; quarantined", update.path)
+        self._quarantine(update, [{"path": "$", "message": f"could not be converted: {describe(exc)}"}])
+
     def _quarantine(
         self, update: FileUpdate, errors: list[dict[str, str]], *, keep_ledger_kind: str | None = None
     ) -> None:
         """Keep an invalid file verbatim with its errors; its stale row (if any) goes."""
+        # Already quarantined at this blob (a full resync reads quarantined files again): not news.
+        known = QuarantinedFile.objects.filter(path=update.path, blob_sha=update.sha).exists()
         now = timezone.now()
         QuarantinedFile.objects.bulk_create(
             [
@@ -482,8 +587,28 @@ class Mirror:
                 Message.objects.filter(ssot_path=update.path).delete()
             elif update.kind == SsotFile.Kind.ACK:
                 Ack.objects.filter(ssot_path=update.path).delete()
-        self.quarantined.append((update.path, errors))
-        self.counts["quarantined"] += 1
+        if not known:
+            self.quarantined.append((update.path, errors))
+            self.counts["quarantined"] += 1
+
+    def _mark(self) -> _Mark:
+        return _Mark(
+            events=len(self.events),
+            quarantined=len(self.quarantined),
+            refs=len(self._refs),
+            changed_rows=self._changed_rows,
+            counts=self.counts.copy(),
+            seen=dict(self.seen),
+        )
+
+    def _restore(self, mark: _Mark) -> None:
+        """Forget what an attempt whose writes were rolled back collected."""
+        del self.events[mark.events :]
+        del self.quarantined[mark.quarantined :]
+        del self._refs[mark.refs :]
+        self._changed_rows = mark.changed_rows
+        self.counts = mark.counts
+        self.seen = mark.seen
 
     def _room_for(self, rows: int) -> bool:
         self._changed_rows += rows

@@ -27,7 +27,8 @@ class Task(models.Model):
     risk_level = models.CharField(max_length=16, choices=RiskLevel.choices, default=RiskLevel.MEDIUM)
     branch = models.CharField(max_length=255, blank=True, default="")
     assignee = models.CharField(max_length=128, blank=True, default="")
-    reject_count = models.PositiveIntegerField(default=0)
+    # 64-bit, as SPEC section 4 bounds every integer that becomes a column.
+    reject_count = models.PositiveBigIntegerField(default=0)
     last_writer = models.CharField(max_length=128, blank=True, default="")
     document = models.JSONField()
     ssot_path = models.CharField(max_length=300, unique=True)
@@ -35,7 +36,7 @@ class Task(models.Model):
     # From webhooks, keyed by branch: {check_name: {"state", "conclusion", "url", "at", "source"}}.
     ci_status = models.JSONField(default=dict, blank=True)
     ci_state = models.CharField(max_length=16, blank=True, default="")
-    pr_number = models.PositiveIntegerField(null=True, blank=True)
+    pr_number = models.PositiveBigIntegerField(null=True, blank=True)
     pr_state = models.CharField(max_length=32, blank=True, default="")
     pr_url = models.URLField(max_length=500, blank=True, default="")
     pr_title = models.CharField(max_length=500, blank=True, default="")
@@ -77,7 +78,7 @@ class Message(models.Model):
     task_id = models.CharField(max_length=128)
     timestamp = models.DateTimeField()
     requires_ack = models.BooleanField(default=False)
-    ack_timeout_sec = models.PositiveIntegerField(default=0)
+    ack_timeout_sec = models.PositiveBigIntegerField(default=0)
     context_ref = models.JSONField(default=list, blank=True)
     payload = models.JSONField(default=dict)
     envelope = models.JSONField()

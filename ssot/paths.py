@@ -9,6 +9,7 @@ from amp import is_safe_id
 from ssot.models import SsotFile
 
 _AUDIT_DAY = re.compile(r"^audit/\d{4}/\d{2}/\d{2}\.jsonl$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 LEGACY_AUDIT = "audit/log.jsonl"
 _FOLDERS = {
     "tasks/": SsotFile.Kind.TASK,
@@ -38,8 +39,20 @@ def audit_day_path(when: datetime) -> str:
     return f"audit/{when:%Y/%m/%d}.jsonl"
 
 
+# The ledger's and the quarantine's path columns hold this many characters.
+MAX_PATH = 300
+
+
 def kind_of(path: str) -> str | None:
-    """The kind of file the mirror keeps at `path`, or None for a path it ignores."""
+    """The kind of file the mirror keeps at `path`, or None for a path it ignores.
+
+    A path the database cannot hold (longer than MAX_PATH, or a name that is not UTF-8, which git
+    allows and pygit2 hands over with lone surrogates) can never name a valid file, whose id has at
+    most 128 path-safe characters: it is ignored like any other path, not quarantined under a name
+    that is not its own.
+    """
+    if len(path) > MAX_PATH or (not path.isascii() and _SURROGATE.search(path)):
+        return None
     if _AUDIT_DAY.match(path) or path == LEGACY_AUDIT:
         return SsotFile.Kind.AUDIT
     for folder, kind in _FOLDERS.items():

@@ -8,7 +8,6 @@ ORM step fails after the commit, the next sync repairs it.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from django.utils import timezone
 
 import amp
 from ssot import events
-from ssot.documents import FileInvalid, dump_json, parse_message, parse_task
+from ssot.documents import FileInvalid, dump_json, parse_ack, parse_message, parse_task
 from ssot.errors import (
     Conflict,
     Forbidden,
@@ -294,8 +293,13 @@ def message_ack(*, msg_id: str, by: str) -> Written:
             raise Forbidden(f"Only the addressee ({envelope.recipient}) can acknowledge {msg_id}.")
         existing = view.read(ack_path(msg_id))
         if existing is not None:
-            outcome["document"] = json.loads(existing[1])
-            return None
+            try:
+                ack = parse_ack(ack_path(msg_id), existing[1])
+            except FileInvalid:
+                ack = None  # a quarantined ack file: this acknowledgement replaces it
+            if ack is not None:
+                outcome["document"] = {"msg_id": msg_id, "by": ack.by, "at": ack.at.isoformat()}
+                return None
         document = {"msg_id": msg_id, "by": by, "at": timezone.now().isoformat()}
         outcome["document"] = document
         return Draft(message=f"ack {msg_id} by {by}", writes={ack_path(msg_id): dump_json(document)})

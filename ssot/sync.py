@@ -2,23 +2,31 @@
 
 A file whose blob SHA equals the one in the ledger is never read again; an incremental sync reads
 only what changed between the mirrored head and the new one. Idempotent: a second sync of the same
-head writes nothing.
+head writes nothing. A full sync also reads the quarantined files again, so that a file quarantined
+for a reason since fixed (the database refused it, say) is mirrored by `ssot_resync --full`.
+
+No content stops a sync: a file that fails is quarantined by the `Mirror`, a submodule entry (no
+content at all) too. Any failure that does stop it, whatever its kind, is recorded in `SyncState`
+(`consecutive_errors`, `last_error` naming where and why), announced as a `sync` event, and raised as
+`SsotUnavailable` (the SSOT did not answer) or `SyncFailed` (anything else).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ssot import events
-from ssot.errors import SsotUnavailable
+from ssot.errors import SsotUnavailable, SyncFailed
 from ssot.locking import mirror_lock
-from ssot.mirror import FileUpdate, Mirror
+from ssot.mirror import FileUpdate, Mirror, MirrorFailed, describe
 from ssot.models import SsotFile, SyncState
 from ssot.paths import kind_of
 from ssot.stores.base import Store, StoreError, StoreNotFound
@@ -67,11 +75,18 @@ def sync(*, full: bool = False, store: Store | None = None) -> SyncReport:
     with mirror_lock():
         state = sync_state()
         try:
-            head = store.head()
-            report = _sync_to(store, state, head, full=full)
+            # Inside a caller's transaction, a savepoint keeps that transaction usable for the record.
+            with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+                head = store.head()
+                report = _sync_to(store, state, head, full=full)
         except StoreError as exc:
-            _record_failure(state, exc)
+            _record_failure(state, f"SSOT unavailable: {exc}")
             raise SsotUnavailable(f"SSOT unavailable: {exc}") from exc
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, MirrorFailed) else describe(exc)
+            log.exception("sync failed: %s", reason)
+            _record_failure(state, reason)
+            raise SyncFailed(f"Sync failed: {reason}") from exc
         report.seconds = round(time.monotonic() - started, 3)
         _record_success(state, head, report)
     return report
@@ -84,7 +99,7 @@ def _sync_to(store: Store, state: SyncState, head: str | None, *, full: bool) ->
     if previous == head and not full:
         return SyncReport(mode="noop", head=head, previous_head=previous)
     ledger = dict(SsotFile.objects.values_list("path", "blob_sha"))
-    to_read: list[tuple[str, str, str]] = []
+    to_read: list[tuple[str, str, str, bool]] = []
     to_delete: list[tuple[str, str]] = []
     mode = "full" if full or previous is None else "incremental"
     if mode == "incremental":
@@ -95,12 +110,13 @@ def _sync_to(store: Store, state: SyncState, head: str | None, *, full: bool) ->
             mode = "full"
     if mode == "full":
         present = {}
+        quarantined = set(SsotFile.objects.filter(quarantined=True).values_list("path", flat=True))
         for entry in store.list(head):
             kind = kind_of(entry.path)
             if kind is not None:
                 present[entry.path] = entry.sha
-                if ledger.get(entry.path) != entry.sha:
-                    to_read.append((entry.path, entry.sha, kind))
+                if ledger.get(entry.path) != entry.sha or entry.path in quarantined:
+                    to_read.append((entry.path, entry.sha, kind, entry.gitlink))
         to_delete = [(path, kind_of(path) or "") for path in ledger if path not in present]
     else:
         for change in changes:
@@ -111,7 +127,7 @@ def _sync_to(store: Store, state: SyncState, head: str | None, *, full: bool) ->
                 if change.path in ledger:
                     to_delete.append((change.path, kind))
             elif ledger.get(change.path) != change.new_sha:
-                to_read.append((change.path, change.new_sha, kind))
+                to_read.append((change.path, change.new_sha, kind, change.gitlink))
     report = SyncReport(
         mode=mode, head=head, previous_head=previous, files_changed=len(to_read) + len(to_delete)
     )
@@ -121,9 +137,8 @@ def _sync_to(store: Store, state: SyncState, head: str | None, *, full: bool) ->
             mirror.delete(to_delete)
         report.files_deleted = len(to_delete)
     for start in range(0, len(to_read), CHUNK):
-        chunk = to_read[start : start + CHUNK]
-        files = [FileUpdate(path=path, kind=kind, sha=sha, raw=store.read(sha)) for path, sha, kind in chunk]
-        report.files_read += len(files)
+        files = [_read(store, *item) for item in to_read[start : start + CHUNK]]
+        report.files_read += sum(1 for update in files if not update.unreadable)
         with transaction.atomic():
             mirror.apply(files)
     with transaction.atomic():
@@ -134,6 +149,16 @@ def _sync_to(store: Store, state: SyncState, head: str | None, *, full: bool) ->
     report.quarantined = [path for path, _ in mirror.quarantined]
     report.reload = mirror.overflowed
     return report
+
+
+def _read(store: Store, path: str, sha: str, kind: str, gitlink: bool) -> FileUpdate:
+    if gitlink:
+        reason = (
+            f"a submodule entry (a gitlink to commit {sha[:12]} of another repository), not a file: "
+            "replace it with the file itself"
+        )
+        return FileUpdate(path=path, kind=kind, sha=sha, raw=b"", unreadable=reason)
+    return FileUpdate(path=path, kind=kind, sha=sha, raw=store.read(sha))
 
 
 def _queue_quarantine_audit(mirror: Mirror) -> None:
@@ -188,11 +213,20 @@ def _record_success(state: SyncState, head: str | None, report: SyncReport) -> N
         )
 
 
-def _record_failure(state: SyncState, exc: Exception) -> None:
+def _record_failure(state: SyncState, reason: str) -> None:
+    """Count the failure in SyncState and announce it; if even that fails, the log says so."""
     now = timezone.now()
-    state.last_sync_at = now
-    state.last_error = str(exc)[:2000]
-    state.last_error_at = now
-    state.consecutive_errors += 1
-    state.save(update_fields=["last_sync_at", "last_error", "last_error_at", "consecutive_errors"])
-    log.warning("sync failed (%d in a row): %s", state.consecutive_errors, exc)
+    try:
+        # Counted in SQL: two processes failing at once both count.
+        SyncState.objects.filter(pk=state.pk).update(
+            last_sync_at=now,
+            last_error=reason[:2000],
+            last_error_at=now,
+            consecutive_errors=F("consecutive_errors") + 1,
+        )
+        state.refresh_from_db(fields=["last_sync_at", "last_error", "last_error_at", "consecutive_errors"])
+        events.broadcast_on_commit(events.sync(state, {"failed": True}))
+    except Exception:
+        log.exception("the sync failure could not be recorded: %s", reason)
+        return
+    log.warning("sync failed (%d in a row): %s", state.consecutive_errors, reason)

@@ -16,7 +16,9 @@ def differences(store: Store, *, deep: bool = True) -> list[str]:
     mirrored = sync_state().head or None
     if mirrored != head:
         found.append(f"mirror is at {(mirrored or 'nothing')[:10]}, the SSOT at {(head or 'nothing')[:10]}")
-    files = {e.path: e.sha for e in (store.list(head) if head else []) if kind_of(e.path)}
+    entries = [e for e in (store.list(head) if head else []) if kind_of(e.path)]
+    files = {e.path: e.sha for e in entries}
+    gitlinks = {e.path for e in entries if e.gitlink}
     ledger = {row.path: row for row in SsotFile.objects.all()}
     for path in sorted(set(ledger) - set(files)):
         found.append(f"{path}: mirrored but not in the SSOT")
@@ -35,6 +37,10 @@ def differences(store: Store, *, deep: bool = True) -> list[str]:
             found.append(f"{path}: not mirrored")
         elif row.blob_sha != sha:
             found.append(f"{path}: mirrored blob {row.blob_sha[:10]}, SSOT blob {sha[:10]}")
+        elif path in gitlinks:
+            # A submodule entry has no content: it can only be quarantined.
+            if not row.quarantined or not QuarantinedFile.objects.filter(path=path, blob_sha=sha).exists():
+                found.append(f"{path}: a submodule entry, not quarantined")
         elif deep:
             found.extend(_compare(path, kind_of(path), store.read(sha), quarantined=row.quarantined))
     return found

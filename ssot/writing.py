@@ -124,7 +124,7 @@ def _append(content: bytes, lines: list[str]) -> tuple[bytes, int]:
     text = content.decode("utf-8", errors="surrogateescape")
     if text and not text.endswith("\n"):
         text += "\n"
-    first = len(text.splitlines()) + 1
+    first = text.count("\n") + 1  # lines end at "\n" only, as `ssot.documents.parse_audit` reads them
     return (text + "".join(line + "\n" for line in lines)).encode("utf-8", errors="surrogateescape"), first
 
 

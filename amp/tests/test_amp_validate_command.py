@@ -61,11 +61,11 @@ def test_an_invalid_file_lists_every_violation_and_exits_1(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        (b"not json at all", "$: not valid JSON: Expecting value: line 1 column 1 (char 0)"),
-        (b'["a", "list"]', "$: must be a JSON object, not array"),
-        (b'"a string"', "$: must be a JSON object, not string"),
-        (b"\xff\xfe\x00{", "$: not UTF-8 text (invalid start byte at byte 0)"),
-        (b"", "$: not valid JSON: Expecting value: line 1 column 1 (char 0)"),
+        (b"not json at all", "$: not valid JSON: Expecting value at line 1 column 1"),
+        (b'["a", "list"]', "$: must be a JSON object, not an array"),
+        (b'"a string"', "$: must be a JSON object, not a string"),
+        (b"\xff\xfe\x00{", "$: UTF-16 text (a byte order mark at the start): JSON must be UTF-8"),
+        (b"", "$: empty: a JSON object is expected"),
     ],
 )
 def test_an_undecodable_file_is_invalid_with_a_reason(tmp_path: Path, content: bytes, reason: str) -> None:

@@ -498,21 +498,18 @@ def test_validate_json_accepts_utf8_bytes_and_text() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"\xff\xfe{}", "not UTF-8 text (invalid start byte at byte 0)"),
-        (b"", "not valid JSON: Expecting value: line 1 column 1 (char 0)"),
-        (
-            "\ufeff{}".encode(),
-            "not valid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig): line 1 column 1 (char 0)",
-        ),
-        (
-            b"{'a': 1}",
-            "not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
-        ),
-        (b'{"to": "admin", "to": "system"}', "not valid JSON: duplicate key 'to'"),
-        (b'{"payload": {"a": 1, "b": 2, "b": 3, "a": 4}}', "not valid JSON: duplicate key 'b'"),
-        (b'{"ack_timeout_sec": NaN}', "not valid JSON: NaN is not a JSON number"),
-        (b"[1, 2]", "must be a JSON object, not array"),
-        (b"[" * 100_000, "not valid JSON: nested too deeply"),
+        (b"\xff\xfe{}", "UTF-16 text (a byte order mark at the start): JSON must be UTF-8"),
+        (b"{\xff}", "not UTF-8 text (invalid start byte at byte 1)"),
+        (b"", "empty: a JSON object is expected"),
+        (b" \n", "empty: a JSON object is expected"),
+        ("\ufeff{}".encode(), "a byte order mark (BOM) at the start: JSON must be UTF-8 without one"),
+        (b"{'a': 1}", "not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
+        (b'{"to": "admin", "to": "system"}', "duplicate key 'to' in one object"),
+        (b'{"payload": {"a": 1, "b": 2, "b": 3, "a": 4}}', "duplicate key 'b' in one object"),
+        (b'{"ack_timeout_sec": NaN}', "NaN is not a JSON number (JSON has no NaN or Infinity)"),
+        (b"[1, 2]", "must be a JSON object, not an array"),
+        (b"[" * 100_000, "nested 100000 deep: at most 64 levels of objects and arrays"),
+        (b'{"a": 1} x', "data after the JSON value at line 1 column 10"),
     ],
 )
 def test_validate_json_reports_undecodable_content_at_the_root(data: bytes, message: str) -> None:

@@ -26,19 +26,28 @@ class StoreNotFound(StoreError):
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A file of the tree at some commit: its path and git blob SHA."""
+    """A file of the tree at some commit: its path and git blob SHA.
+
+    `gitlink`: the entry is a submodule (mode 160000); its SHA names a commit of another repository and
+    there is no content to read. Listed so that the sync can quarantine it rather than miss it.
+    """
 
     path: str
     sha: str
+    gitlink: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A path that differs between two commits; a side is None where the file is absent."""
+    """A path that differs between two commits; a side is None where the file is absent.
+
+    `gitlink`: the new side is a submodule entry, not a blob (see Entry).
+    """
 
     path: str
     old_sha: str | None
     new_sha: str | None
+    gitlink: bool = False
 
     @property
     def deleted(self) -> bool:
@@ -62,11 +71,11 @@ class Store(ABC):
 
     @abstractmethod
     def list(self, commit: str, prefix: str = "") -> list[Entry]:
-        """Every file (recursively) under `prefix` at `commit`, with its blob SHA."""
+        """Every file (recursively) under `prefix` at `commit`, with its blob SHA; submodules as gitlinks."""
 
     @abstractmethod
     def entry(self, commit: str, path: str) -> Entry | None:
-        """The blob SHA of one path at `commit`, or None if there is no such file."""
+        """The blob SHA of one path at `commit`, or None if there is no such file (or only a submodule)."""
 
     @abstractmethod
     def read(self, sha: str) -> bytes:

@@ -91,6 +91,12 @@ class _Cache(Generic[K, V]):
                 self._weight -= self._items.popitem(last=False)[1][1]
 
 
+class _Gitlink(str):
+    """The SHA of a submodule entry in a cached listing: a commit of another repository, not a blob."""
+
+    __slots__ = ()
+
+
 class _CountingToken(Auth.Token):
     """Token authentication that counts the requests it signs: every HTTP request the store makes."""
 
@@ -103,6 +109,10 @@ class _CountingToken(Auth.Token):
         with self._lock:
             self.calls += 1
         super().authentication(headers)
+
+
+def _plain(sha: str | None) -> str | None:
+    return None if sha is None else str(sha)
 
 
 def _message(exc: GithubException) -> str:
@@ -212,12 +222,16 @@ class GitHubStore(Store):
     def list(self, commit: str, prefix: str = "") -> list[Entry]:
         folder = prefix.strip("/") + "/" if prefix.strip("/") else ""
         files = self._files(commit)
-        return [Entry(path, sha) for path, sha in sorted(files.items()) if path.startswith(folder)]
+        return [
+            Entry(path, str(sha), gitlink=isinstance(sha, _Gitlink))
+            for path, sha in sorted(files.items())
+            if path.startswith(folder)
+        ]
 
     def entry(self, commit: str, path: str) -> Entry | None:
         path = path.strip("/")
         sha = self._files(commit).get(path)
-        return None if sha is None else Entry(path, sha)
+        return None if sha is None or isinstance(sha, _Gitlink) else Entry(path, sha)
 
     def read(self, sha: str) -> bytes:
         data = self._blobs.get(sha)
@@ -242,7 +256,12 @@ class GitHubStore(Store):
         after = self._files(new)
         before = self._files(old) if old is not None else {}
         return [
-            Change(path, before.get(path), after.get(path))
+            Change(
+                path,
+                _plain(before.get(path)),
+                _plain(after.get(path)),
+                gitlink=isinstance(after.get(path), _Gitlink),
+            )
             for path in sorted(before.keys() | after.keys())
             if before.get(path) != after.get(path)
         ]
@@ -295,7 +314,8 @@ class GitHubStore(Store):
         return None if tree is None else self._listings.get(tree)
 
     def _files(self, commit: str, *, missing: type[Exception] = StoreNotFound) -> dict[str, str]:
-        """Every file at `commit` (path -> blob SHA): one recursive tree request, none when cached."""
+        """Every file at `commit` (path -> blob SHA, a submodule's as a _Gitlink): one recursive tree
+        request, none when cached."""
         files = self._cached_files(commit)
         if files is not None:
             return files
@@ -322,7 +342,10 @@ class GitHubStore(Store):
 
     @staticmethod
     def _blobs_of(data: dict[str, Any], prefix: str) -> dict[str, str]:
-        return {prefix + item["path"]: item["sha"] for item in data["tree"] if item["type"] == "blob"}
+        files = {prefix + item["path"]: item["sha"] for item in data["tree"] if item["type"] == "blob"}
+        links = [item for item in data["tree"] if item["type"] == "commit"]
+        files.update((prefix + item["path"], _Gitlink(item["sha"])) for item in links)
+        return files
 
     def _tree(self, sha: str, *, recursive: bool, missing: type[Exception] = StoreNotFound) -> dict[str, Any]:
         action = f"reading tree {sha}"

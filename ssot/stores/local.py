@@ -235,12 +235,19 @@ def _walk(tree: pygit2.Tree, base: str) -> Iterator[Entry]:
             yield from _walk(obj, f"{base}{obj.name}/")
         elif obj.type == ObjectType.BLOB:
             yield Entry(path=f"{base}{obj.name}", sha=str(obj.id))
+        elif obj.type == ObjectType.COMMIT:  # a submodule: the commit is not in this repository
+            yield Entry(path=f"{base}{obj.name}", sha=str(obj.id), gitlink=True)
 
 
 def _change(delta: pygit2.DiffDelta) -> Change:
     old = None if delta.status_char() == "A" else str(delta.old_file.id)
     new = None if delta.status_char() == "D" else str(delta.new_file.id)
-    return Change(path=delta.new_file.path if new else delta.old_file.path, old_sha=old, new_sha=new)
+    return Change(
+        path=delta.new_file.path if new else delta.old_file.path,
+        old_sha=old,
+        new_sha=new,
+        gitlink=new is not None and delta.new_file.mode == FileMode.COMMIT,
+    )
 
 
 def _plan(writes: Mapping[str, bytes], deletes: Iterable[str]) -> _Tree:

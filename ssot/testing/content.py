@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import pygit2
 
 import amp
 from ssot.documents import dump_json
@@ -73,6 +75,24 @@ def commit(
     return store.commit(parent=store.head(), writes=data, deletes=deletes, message=message, author=author)
 
 
+def commit_gitlink(repository: str | Path, path: str, target: str, *, branch: str = "main") -> str:
+    """Commit a submodule entry (a gitlink to commit `target`) at `path`, as `git submodule add` would.
+
+    Straight into the bare repository behind a store (the local one, or the emulator's), like a push.
+    """
+    repo = pygit2.Repository(str(repository))
+    ref = repo.references.get(f"refs/heads/{branch}")
+    index = pygit2.Index()
+    if ref is not None:
+        index.read_tree(repo[ref.target].peel(pygit2.Tree))
+    index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=target), pygit2.enums.FileMode.COMMIT))
+    author = pygit2.Signature("executor", "executor@agentos.local")
+    parents = [ref.target] if ref is not None else []
+    oid = repo.create_commit(None, author, author, "add a submodule", index.write_tree(repo), parents)
+    repo.references.create(f"refs/heads/{branch}", oid, force=True)
+    return str(oid)
+
+
 def read_json(store: Store, path: str) -> Any:
     entry = store.entry(store.head(), path)
-    return json.loads(store.read(entry.sha)) if entry else None
+    return amp.loads(store.read(entry.sha)) if entry else None

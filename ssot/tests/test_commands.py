@@ -68,7 +68,9 @@ def test_ssot_resync_says_what_it_did(store):
     assert "full sync" in output and "2 files read" in output and "1 quarantined" in output
     assert "quarantined: tasks/T-2.json" in output
     assert "noop sync" in run("ssot_resync")
-    assert "0 files read" in run("ssot_resync", full=True)
+    # A full resync reads the quarantined file again (its cause may be fixed), and it stays where it is.
+    again = run("ssot_resync", full=True)
+    assert "1 files read" in again and "0 rows written" in again and "0 quarantined" in again
 
 
 def test_ssot_verify_is_clean_after_a_sync(store):

@@ -263,4 +263,4 @@ def test_an_unreachable_ssot_is_reported_and_recorded(store, monkeypatch):
     with pytest.raises(SsotUnavailable, match="disk gone"):
         sync()
     state = sync_state()
-    assert (state.consecutive_errors, state.last_error) == (1, "disk gone")
+    assert (state.consecutive_errors, state.last_error) == (1, "SSOT unavailable: disk gone")

@@ -142,13 +142,60 @@ def test_a_signed_delivery_without_event_or_guid_is_400(poster, dropped, message
 def test_a_signed_delivery_that_is_not_json_is_400(poster):
     response = poster.github("issues", b"{not json")
     assert response.status_code == 400
-    assert response.json()["detail"].startswith("Malformed delivery: the body is not JSON")
+    assert response.json()["detail"].startswith("Malformed delivery: not valid JSON")
 
 
 def test_a_signed_json_array_is_400(poster):
     response = poster.github("issues", b"[]")
-    assert response.json() == {"detail": "Malformed delivery: the body is JSON but not an object."}
+    assert response.json() == {"detail": "Malformed delivery: must be a JSON object, not an array."}
     assert response.status_code == 400
+
+
+REFUSED_BODIES = {
+    "deep nesting": (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested 100001 deep"),
+    "NaN": (b'{"action": NaN}', "NaN is not a JSON number"),
+    "lone surrogate": (b'{"action": "\\udc80"}', "lone surrogate"),
+    "duplicate key": (b'{"action": "a", "action": "b"}', "duplicate key 'action'"),
+    "long number": (b'{"number": ' + b"9" * 101 + b"}", "a number of 101 digits"),
+    "float overflow": (b'{"number": 1e400}', "too large for a 64-bit float"),
+    "byte order mark": (b'\xef\xbb\xbf{"action": "opened"}', "byte order mark"),
+    "trailing data": (b'{"action": "opened"} {}', "data after the JSON value"),
+    "empty": (b"", "empty"),
+}
+
+
+@pytest.mark.parametrize("kind", REFUSED_BODIES)
+def test_a_signed_delivery_whose_body_is_refused_is_400_and_stored_as_failed_for_good(poster, kind):
+    body, reason = REFUSED_BODIES[kind]
+    response = poster.github("issues", body, guid="refused-1")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Malformed delivery: ")
+    assert reason in response.json()["detail"]
+    delivery = WebhookDelivery.objects.get(guid="refused-1")
+    assert (delivery.state, delivery.next_attempt_at, bytes(delivery.body)) == ("failed", None, body)
+    assert reason in delivery.error
+    # GitHub's redelivery of the same GUID gets the same answer and stores nothing twice.
+    assert poster.github("issues", body, guid="refused-1").status_code == 400
+    assert WebhookDelivery.objects.count() == 1
+
+
+def test_a_replay_of_a_refused_delivery_fails_again_without_a_retry(poster):
+    from ssot.webhooks.processing import process_delivery
+
+    poster.github("issues", b'{"action": NaN}', guid="refused-2")
+    delivery = WebhookDelivery.objects.get()
+    assert process_delivery(delivery.pk, force=True) == "failed"
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.next_attempt_at) == ("failed", None)
+    assert "NaN is not a JSON number" in delivery.error
+
+
+def test_an_xcode_delivery_whose_body_is_refused_is_400_and_stored_as_failed(poster):
+    response = poster.xcode(b'{"ciBuildRun": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+    assert response.status_code == 400
+    assert "nested 5001 deep" in response.json()["detail"]
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.source, delivery.state, delivery.next_attempt_at) == ("xcode", "failed", None)
 
 
 def test_an_overlong_delivery_guid_is_400(poster):

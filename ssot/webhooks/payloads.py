@@ -8,11 +8,12 @@ Pure functions over the decoded JSON (no database): the processing applies what 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
+
+import amp
 
 PENDING, SUCCESS, FAILURE = "pending", "success", "failure"
 
@@ -34,7 +35,7 @@ XCODE_CHECK = "xcode_cloud"
 
 
 class PayloadError(ValueError):
-    """The body is not a JSON object (or a form with a `payload` field holding one)."""
+    """The body is not a JSON object the strict reader accepts (or a form whose `payload` field is not)."""
 
 
 @dataclass(frozen=True)
@@ -79,19 +80,22 @@ class PrUpdate:
 
 
 def decode(body: bytes, content_type: str = "application/json") -> dict[str, Any]:
-    """The JSON object of a delivery; GitHub's form content type wraps it in a `payload` field."""
+    """The JSON object of a delivery, read by the strict reader; GitHub's form content type wraps it in
+    a `payload` field."""
+    if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        try:
+            fields = parse_qs(body.decode("utf-8"), strict_parsing=True, errors="strict")
+            data: bytes | str = fields["payload"][0]
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise PayloadError(f"the form body cannot be read: {exc}") from None
+        except KeyError:
+            raise PayloadError("the form body has no payload field") from None
+    else:
+        data = body
     try:
-        if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
-            fields = parse_qs(body.decode("utf-8"), strict_parsing=True)
-            text = fields["payload"][0]
-        else:
-            text = body.decode("utf-8")
-        data = json.loads(text)
-    except (UnicodeDecodeError, ValueError, KeyError) as exc:
-        raise PayloadError(f"the body is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise PayloadError("the body is JSON but not an object")
-    return data
+        return amp.loads(data)
+    except amp.JsonRefused as exc:
+        raise PayloadError(exc.reason) from None
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -276,7 +280,7 @@ def is_older(candidate: str, current: str) -> bool:
     """True if timestamp `candidate` is strictly before `current` (deliveries can arrive out of order)."""
     try:
         return _when(candidate) < _when(current)
-    except ValueError:
+    except (ValueError, TypeError):  # not a timestamp, or one naive and one aware: not comparable
         return False
 
 
@@ -292,7 +296,7 @@ def pull_request(payload: dict[str, Any]) -> PrUpdate | None:
     head = _obj(pr.get("head"))
     branch = _str(head.get("ref"))
     number = pr.get("number", payload.get("number"))
-    if not branch or not isinstance(number, int) or number <= 0:
+    if not branch or not amp.fits_int64(number) or number <= 0:
         return None
     # A fork's branch with a task's name is not that task's branch.
     if _from_fork(head.get("repo"), _obj(pr.get("base")).get("repo")):

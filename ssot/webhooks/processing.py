@@ -132,6 +132,28 @@ def delivery_store(
     return delivery
 
 
+def delivery_refuse(
+    *, source: str, guid: str, event: str, headers: dict[str, str], body: bytes, reason: str
+) -> None:
+    """Store a verified delivery whose body the strict reader refuses: failed with the reason, never queued
+    nor retried (the same bytes would be refused again). A known GUID (a redelivery) stores nothing."""
+    try:
+        with transaction.atomic():
+            WebhookDelivery.objects.create(
+                source=source,
+                guid=guid,
+                event=event[:64],
+                headers=headers,
+                body=body,
+                state=State.FAILED,
+                next_attempt_at=None,
+                error=reason[:4000],
+            )
+    except IntegrityError:
+        return
+    log.warning("%s webhook %s refused: %s", source, guid, reason)
+
+
 def _carried_by_a_waiting_push(delivery: WebhookDelivery) -> bool:
     """Whether a push needs no task of its own: another push waits for its task, and the batch that
     claims that one will claim this one too (`_claim_waiting_pushes`).
@@ -282,6 +304,11 @@ class SharedSync:
 
 def _failed(delivery: WebhookDelivery, mine: QuerySet, exc: Exception) -> None:
     error = f"{type(exc).__name__}: {exc}"[:4000]
+    if isinstance(exc, payloads.PayloadError):
+        # The stored body is refused: another attempt would read the same bytes.
+        log.error("webhook %s cannot be read, not retried: %s", delivery.guid, error)
+        mine.update(state=State.FAILED, next_attempt_at=None, error=error)
+        return
     if delivery.attempts >= MAX_ATTEMPTS:
         retry_at = None
         log.error("webhook %s failed %d times, giving up: %s", delivery.guid, delivery.attempts, error)

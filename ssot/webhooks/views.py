@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 
 from agentos_site.throttling import client_address, unverified_limiter
 from ssot.webhooks import payloads
-from ssot.webhooks.processing import delivery_store
+from ssot.webhooks.processing import delivery_refuse, delivery_store
 from ssot.webhooks.verify import SIGNATURE_HEADER, github_signature_valid, token_valid
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,11 @@ class WebhookView(APIView):
         response["Retry-After"] = str(wait)
         return response
 
+    def refuse(self, *, guid: str, event: str, headers: dict[str, str], body: bytes, reason: str) -> Response:
+        """A verified delivery whose body is refused: stored as failed with the reason, answered 400."""
+        delivery_refuse(source=self.source, guid=guid, event=event, headers=headers, body=body, reason=reason)
+        return _answer(400, detail=f"Malformed delivery: {reason}.")
+
     def store(self, *, guid: str, event: str, action: str, headers: dict[str, str], body: bytes) -> Response:
         """Store a verified delivery and queue its processing; a known GUID is a no-op."""
         if (
@@ -126,15 +131,15 @@ class GitHubWebhookView(WebhookView):
         if len(guid) > 128 or len(event) > 64:
             return _answer(400, detail="X-GitHub-Delivery or X-GitHub-Event is too long.")
         content_type = request.headers.get("Content-Type", "application/json")
-        try:
-            payload = payloads.decode(body, content_type)
-        except payloads.PayloadError as exc:
-            return _answer(400, detail=f"Malformed delivery: {exc}.")
         headers = {
             name: value
             for name, value in request.headers.items()
             if name.lower().startswith("x-github-") or name in KEPT_HEADERS
         }
+        try:
+            payload = payloads.decode(body, content_type)
+        except payloads.PayloadError as exc:
+            return self.refuse(guid=guid, event=event, headers=headers, body=body, reason=str(exc))
         response = self.store(
             guid=guid, event=event, action=payloads.text(payload, "action"), headers=headers, body=body
         )
@@ -163,13 +168,15 @@ class XcodeWebhookView(WebhookView):
             return _answer(
                 413, detail=f"The body is over the limit of {settings.WEBHOOK_MAX_BODY_BYTES} bytes."
             )
+        headers = {name: value for name, value in request.headers.items() if name in KEPT_HEADERS}
+        # Apple echoes the webhook's URL in the payload, and the token may be part of it: never store it.
+        stored = body.replace(settings.XCODE_WEBHOOK_SECRET.encode(), b"[token]")
         try:
             payload = payloads.decode(body, "application/json")
         except payloads.PayloadError as exc:
-            return _answer(400, detail=f"Malformed delivery: {exc}.")
-        headers = {name: value for name, value in request.headers.items() if name in KEPT_HEADERS}
-        # Apple echoes the webhook's URL in the payload, and the token may be part of it: never store it.
-        body = body.replace(settings.XCODE_WEBHOOK_SECRET.encode(), b"[token]")
+            guid = payloads.xcode_delivery_id({}, stored)
+            return self.refuse(guid=guid, event="unknown", headers=headers, body=stored, reason=str(exc))
+        body = stored
         return self.store(
             guid=payloads.xcode_delivery_id(payload, body),
             event=payloads.xcode_event(payload) or "unknown",
