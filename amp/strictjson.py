@@ -66,6 +66,12 @@ def fits_int64(value: object) -> bool:
 
 def text_of(data: bytes) -> str:
     """The text of UTF-8 bytes without a byte order mark; anything else is refused with its reason."""
+    # Nearly every file starts with "{" then a byte that is not NUL: no byte order mark, not UTF-16.
+    if data[:1] == b"{" and data[1:2] != b"\x00":
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise JsonRefused(_utf8_reason(data, exc)) from None
     if data.startswith(b"\xef\xbb\xbf"):
         raise JsonRefused("a byte order mark (BOM) at the start: JSON must be UTF-8 without one")
     for bom, encoding in _UTF16_32_BOMS:
@@ -84,7 +90,9 @@ def loads(data: bytes | str, *, any_value: bool = False) -> Any:
 
     `any_value` lets another top level through (an API body: its endpoint says what it wanted instead).
     """
-    if isinstance(data, bytes | bytearray | memoryview):
+    if data.__class__ is bytes:
+        text = text_of(data)
+    elif isinstance(data, bytearray | memoryview):
         text = text_of(bytes(data))
     else:
         text = data
@@ -108,7 +116,7 @@ def loads(data: bytes | str, *, any_value: bool = False) -> Any:
         raise JsonRefused(f"nested too deeply: at most {MAX_DEPTH} levels") from None
     if value.__class__ is not dict and not any_value:
         raise JsonRefused(f"must be a JSON object, not {_type_name(value)}")
-    if "\\ud" in text or "\\uD" in text:
+    if "\\u" in text and ("\\ud" in text or "\\uD" in text):
         where = _surrogate_at(value, "$")
         if where is not None:
             raise JsonRefused(f"a lone surrogate (an unpaired \\ud800-\\udfff escape) at {where}")
