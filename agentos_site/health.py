@@ -1,4 +1,9 @@
-"""GET /healthz: is the database, the channel layer and the SSOT reachable? No auth, no data."""
+"""GET /healthz: is the database, the channel layer and the SSOT reachable, and is the sync failing?
+
+No auth, no data. Liveness: 503 while a part is down; a failing sync alone keeps the 200 (restarting
+the process would not mend it) and says `"ssot_sync": "failing"`, `"status": "degraded"`.
+Readiness (`?ready=1`): 503 while anything at all is failing, the sync included.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +39,12 @@ def _ssot() -> bool:
     return True
 
 
+def _ssot_sync() -> str:
+    from ssot.sync import sync_failing
+
+    return "failing" if sync_failing() is not None else "ok"
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -44,7 +55,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
         except Exception as exc:
             log.warning("healthz: %s is down: %s", name, type(exc).__name__)
             checks[name] = "down"
-    healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "down", "checks": checks}, status=200 if healthy else 503
-    )
+    try:
+        checks["ssot_sync"] = _ssot_sync()
+    except Exception as exc:  # the database is down: that check says so already
+        log.warning("healthz: the sync's state cannot be read: %s", type(exc).__name__)
+        checks["ssot_sync"] = "unknown"
+    live = all(checks[name] == "ok" for name in ("database", "channel_layer", "ssot"))
+    ready = live and checks["ssot_sync"] == "ok"
+    status = "ok" if ready else "degraded" if live else "down"
+    healthy = ready if request.GET.get("ready") not in (None, "", "0", "false") else live
+    return JsonResponse({"status": status, "checks": checks}, status=200 if healthy else 503)

@@ -24,9 +24,11 @@ MAX_ID = 128
 HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 ACK_TIMEOUT = "ack_timeout"
 SYNC_STALE = "ssot_sync_stale"
+SYNC_FAILED = "ssot_sync_failed"
 AGENT_PREFIX = "escalation-agent-"
 ACK_PREFIX = "escalation-ack-"
 SYNC_PREFIX = "escalation-sync-"
+SYNC_FAILED_PREFIX = "escalation-syncfail-"
 SYNC_SUBJECT = "sync"
 MSG_SUBJECT = "msg:"
 
@@ -66,9 +68,11 @@ def ack_escalation_id(msg_id: str) -> str:
     return _bounded(ACK_PREFIX, msg_id)
 
 
-def sync_escalation_id(last_success_at: datetime | None) -> str:
-    """The ssot_sync_stale escalation of the outage that began after the last successful sync."""
-    return f"{SYNC_PREFIX}{epoch_ms(last_success_at)}"
+def sync_escalation_id(last_success_at: datetime | None, kind: str = SYNC_STALE) -> str:
+    """The ssot_sync_stale (or ssot_sync_failed) escalation of the episode that began after the last
+    successful sync."""
+    prefix = SYNC_FAILED_PREFIX if kind == SYNC_FAILED else SYNC_PREFIX
+    return f"{prefix}{epoch_ms(last_success_at)}"
 
 
 def build(notification: Notification) -> dict[str, Any] | None:
@@ -79,7 +83,9 @@ def build(notification: Notification) -> dict[str, Any] | None:
     if msg_id.startswith(ACK_PREFIX):
         return _ack_envelope(notification)
     if msg_id.startswith(SYNC_PREFIX):
-        return _sync_envelope(notification)
+        return _sync_envelope(notification, SYNC_STALE)
+    if msg_id.startswith(SYNC_FAILED_PREFIX):
+        return _sync_envelope(notification, SYNC_FAILED)
     return None
 
 
@@ -181,13 +187,27 @@ def _ack_envelope(notification: Notification) -> dict[str, Any] | None:
     )
 
 
-def _sync_envelope(notification: Notification) -> dict[str, Any]:
+_SYNC_ACTIONS = {
+    SYNC_STALE: [
+        "Check that the SSOT answers (GitHub status, token, or the local repository's disk)",
+        "Run manage.py ssot_resync and read its error",
+        "Check that the qcluster worker runs the SSOT poll (manage.py setup_schedules)",
+    ],
+    SYNC_FAILED: [
+        "Read the sync's last error (dashboard header, GET /api/sync/): it names the step and the reason",
+        "Check the database: connection, disk, migrations (manage.py migrate)",
+        "Run manage.py ssot_resync and read its error; files with bad content are quarantined, not fatal",
+    ],
+}
+
+
+def _sync_envelope(notification: Notification, kind: str) -> dict[str, Any]:
     last_success = from_epoch_ms(int(notification.escalation_msg_id.rsplit("-", 1)[1]))
     return amp.build_escalation(
         msg_id=notification.escalation_msg_id,
         now=notification.created_at,
         task_id=SYNC_SUBJECT,
-        escalation_type=SYNC_STALE,
+        escalation_type=kind,
         severity="critical",
         triggered_by=SYSTEM,
         description=notification.body,
@@ -198,10 +218,6 @@ def _sync_envelope(notification: Notification) -> dict[str, Any]:
             "backend": settings.SSOT_BACKEND,
             "branch": branch(),
         },
-        suggested_actions=[
-            "Check that the SSOT answers (GitHub status, token, or the local repository's disk)",
-            "Run manage.py ssot_resync and read its error",
-            "Check that the qcluster worker runs the SSOT poll (manage.py setup_schedules)",
-        ],
+        suggested_actions=_SYNC_ACTIONS[kind],
         auto_suspended=False,
     )

@@ -9,10 +9,12 @@ idempotent on it); if that write fails (SSOT down, worker killed), a later check
 without its escalation and writes it then, from the same data. Notifications are sent afterwards, by
 `monitoring.notify.notifications_send`, never inside a check.
 
-Our outage is not theirs: while the SSOT cannot be read or the mirror is stale, no agent is timed out
-and no ACK is called late (the write or the ACK may sit unsynced); one `ssot_sync_stale` escalation
-from `system` says so instead. It cannot reach an unreachable SSOT, so it is notified at once and
-written to the SSOT when the SSOT answers again (then resolved as soon as the sync is healthy).
+Our outage is not theirs: while the SSOT cannot be read, the sync fails or the mirror is stale, no
+agent is timed out and no ACK is called late (the write or the ACK may sit unsynced); one escalation
+from `system` per episode says so instead: `ssot_sync_failed` when the SSOT answers but the sync itself
+fails (the database, our code), `ssot_sync_stale` otherwise. An escalation cannot reach an unreachable
+SSOT, so it is notified at once and written to the SSOT when the SSOT answers again (then resolved as
+soon as a sync succeeds).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from monitoring.envelopes import (
     ACK_TIMEOUT,
     HEARTBEAT_TIMEOUT,
     MSG_SUBJECT,
+    SYNC_FAILED,
     SYNC_STALE,
     SYNC_SUBJECT,
     SYSTEM,
@@ -53,7 +56,7 @@ from ssot.models import Ack, Agent, Escalation, Message, SyncState
 from ssot.paths import message_path
 from ssot.stores.base import StoreError
 from ssot.stores.factory import branch, get_store, repository_label
-from ssot.sync import sync_state
+from ssot.sync import UNAVAILABLE, sync_state
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,10 @@ ACK_SCAN_LIMIT = 50
 # A claim younger than this is still being written by the worker that made it.
 CLAIM_GRACE = timedelta(seconds=30)
 OPEN = (Escalation.Status.OPEN, Escalation.Status.ACKNOWLEDGED)
+# A sync that fails while the SSOT answers is escalated after this many failures in a row (or once
+# stale): one failure may be a moment's lock; two polls in a row are an episode.
+SYNC_FAILURES_TO_ESCALATE = 2
+SYNC_KINDS = (SYNC_STALE, SYNC_FAILED)
 
 
 def schedule_minutes(seconds: int) -> int:
@@ -107,14 +114,24 @@ class SyncHealth:
     escalate: bool
     reason: str
     last_success_at: datetime | None
+    kind: str = SYNC_STALE
 
     @property
     def msg_id(self) -> str:
-        return sync_escalation_id(self.last_success_at)
+        return sync_escalation_id(self.last_success_at, self.kind)
+
+    @property
+    def episode_ids(self) -> tuple[str, ...]:
+        """Both escalations this episode could have raised: one of them is enough."""
+        return tuple(sync_escalation_id(self.last_success_at, kind) for kind in SYNC_KINDS)
 
 
 def sync_health(state: SyncState, now: datetime) -> SyncHealth:
-    """Read the SSOT head and judge the mirror: unreadable, failing, or stale means not trusted."""
+    """Read the SSOT head and judge the mirror: unreadable, failing, or stale means not trusted.
+
+    `kind`: SYNC_FAILED when the SSOT answers but the sync itself failed (not on reading the SSOT),
+    SYNC_STALE otherwise.
+    """
     problems = []
     try:
         get_store().head()
@@ -130,14 +147,21 @@ def sync_health(state: SyncState, now: datetime) -> SyncHealth:
         problems.append("the SSOT has never been synced successfully")
     elif stale:
         problems.append(f"no successful sync for {int(age.total_seconds())} s")
-    # A failed poll or two is not yet an outage worth a message: suppress at once, escalate once stale.
-    escalate = bool(problems) and (stale or (age is None and (state.consecutive_errors > 0 or not reachable)))
+    # A failed poll or two is not yet an outage worth a message: suppress at once, escalate once stale,
+    # or once the sync itself has failed twice in a row while the SSOT answers.
+    ours = reachable and state.consecutive_errors > 0 and not state.last_error.startswith(UNAVAILABLE)
+    escalate = bool(problems) and (
+        stale
+        or (age is None and (state.consecutive_errors > 0 or not reachable))
+        or (ours and state.consecutive_errors >= SYNC_FAILURES_TO_ESCALATE)
+    )
     return SyncHealth(
         trusted=not problems,
         reachable=reachable,
         escalate=escalate,
         reason="; ".join(problems),
         last_success_at=state.last_success_at,
+        kind=SYNC_FAILED if ours else SYNC_STALE,
     )
 
 
@@ -224,19 +248,22 @@ class Monitor:
             self.write_escalation(notification)
 
     def report_sync(self) -> None:
-        """Raise one ssot_sync_stale escalation per outage, notified even if the SSOT cannot take it."""
+        """Raise one sync escalation per episode (ssot_sync_failed or ssot_sync_stale, whichever comes
+        first), notified even if the SSOT cannot take it."""
         health = self.health
         if not health.escalate:
             return
         msg_id = health.msg_id
         with exclusive("monitor-sync"):
+            episode = health.episode_ids
             if (
-                Escalation.objects.filter(msg_id=msg_id).exists()
-                or Notification.objects.filter(escalation_msg_id=msg_id).exists()
+                Escalation.objects.filter(msg_id__in=episode).exists()
+                or Notification.objects.filter(escalation_msg_id__in=episode).exists()
             ):
                 return
+            title = "the sync fails" if health.kind == SYNC_FAILED else "monitoring is blind"
             notification = self._notification(
-                f"[critical] {SYNC_STALE}: monitoring is blind",
+                f"[critical] {health.kind}: {title}",
                 f"The control plane cannot trust its mirror of the SSOT: {health.reason}. Agents are not "
                 f"timed out and ACK deadlines are not enforced until the sync is healthy again.",
                 msg_id,
@@ -285,7 +312,7 @@ class Monitor:
         wanted = Q(escalation_type=ACK_TIMEOUT, subject__startswith=MSG_SUBJECT, acked=True)
         wanted |= Q(status=Escalation.Status.OPEN, notified=False)
         if self.health.trusted:
-            wanted |= Q(escalation_type=SYNC_STALE, subject=SYNC_SUBJECT)
+            wanted |= Q(escalation_type__in=SYNC_KINDS, subject=SYNC_SUBJECT)
         settle = (
             Escalation.objects.filter(status__in=OPEN)
             .annotate(acked=acked, notified=notified)
@@ -296,7 +323,7 @@ class Monitor:
             late_ack = escalation.acked and escalation.escalation_type == ACK_TIMEOUT
             if late_ack and self._acknowledged_late(escalation):
                 continue
-            sync_back = escalation.escalation_type == SYNC_STALE and self.health.trusted
+            sync_back = escalation.escalation_type in SYNC_KINDS and self.health.trusted
             if sync_back and self._sync_recovered(escalation):
                 continue
             if not escalation.notified:
@@ -497,7 +524,7 @@ class Monitor:
         return self._resolve(
             escalation.msg_id,
             f"recovered: the SSOT sync is healthy again at {iso(self.now)}",
-            notify_title=f"[recovered] {SYNC_STALE}: the sync is healthy again",
+            notify_title=f"[recovered] {escalation.escalation_type}: the sync is healthy again",
         )
 
     def _notify_foreign(self, escalation: Escalation) -> None:

@@ -49,6 +49,8 @@ def _sync() -> dict[str, Any]:
         "branch": state.branch,
         "head": state.head,
         "last_sync_at": state.last_sync_at.isoformat() if state.last_sync_at else None,
+        "failing": state.consecutive_errors > 0,
+        "consecutive_errors": state.consecutive_errors,
         "last_error": state.last_error if state.consecutive_errors else "",
     }
 

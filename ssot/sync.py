@@ -35,6 +35,8 @@ from ssot.stores.factory import branch, get_store, repository_label
 log = logging.getLogger(__name__)
 
 CHUNK = 1000
+# How a failure to read the SSOT starts in `SyncState.last_error` (any other failure is the sync's own).
+UNAVAILABLE = "SSOT unavailable: "
 
 
 @dataclass
@@ -61,6 +63,20 @@ class SyncReport:
         return data
 
 
+def sync_failing() -> SyncState | None:
+    """The sync's state while its last attempt failed, else None; reads without creating the row."""
+    return (
+        SyncState.objects.filter(
+            backend=get_store().backend,
+            repository=repository_label(),
+            branch=branch(),
+            consecutive_errors__gt=0,
+        )
+        .only("consecutive_errors", "last_error", "last_error_at")
+        .first()
+    )
+
+
 def sync_state() -> SyncState:
     state, _ = SyncState.objects.get_or_create(
         backend=get_store().backend, repository=repository_label(), branch=branch()
@@ -80,8 +96,8 @@ def sync(*, full: bool = False, store: Store | None = None) -> SyncReport:
                 head = store.head()
                 report = _sync_to(store, state, head, full=full)
         except StoreError as exc:
-            _record_failure(state, f"SSOT unavailable: {exc}")
-            raise SsotUnavailable(f"SSOT unavailable: {exc}") from exc
+            _record_failure(state, f"{UNAVAILABLE}{exc}")
+            raise SsotUnavailable(f"{UNAVAILABLE}{exc}") from exc
         except Exception as exc:
             reason = str(exc) if isinstance(exc, MirrorFailed) else describe(exc)
             log.exception("sync failed: %s", reason)

@@ -14,9 +14,10 @@ def test_healthz_is_ok_when_everything_answers(client, store):
     assert response.status_code == 200
     assert response.json() == {
         "status": "ok",
-        "checks": {"database": "ok", "channel_layer": "ok", "ssot": "ok"},
+        "checks": {"database": "ok", "channel_layer": "ok", "ssot": "ok", "ssot_sync": "ok"},
     }
     assert client.get("/healthz/").status_code == 200
+    assert client.get("/healthz?ready=1").status_code == 200
 
 
 def test_healthz_is_503_when_the_ssot_is_unreachable(client, settings, tmp_path):

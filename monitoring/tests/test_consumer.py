@@ -234,6 +234,30 @@ async def test_a_pushed_task_change_arrives_as_task_update_and_sync(seeded, ssot
     assert seen["sync"]["report"]["mode"] == "incremental"
     assert seen["sync"]["report"]["files_read"] == 1
     assert seen["sync"]["report"]["reload"] is False
+    assert (seen["sync"]["failing"], seen["sync"]["consecutive_errors"], seen["sync"]["last_error"]) == (
+        False,
+        0,
+        "",
+    )
+    await communicator.disconnect()
+
+
+async def test_a_failing_sync_arrives_as_a_sync_event_with_its_reason(seeded, ssot_path, approver):
+    from ssot.errors import SyncFailed
+    from ssot.testing.dbfaults import table_missing
+
+    communicator = await connected(approver)
+    await sync_to_async(git_push)(ssot_path, {"tasks/T-102.json": dump(task_document("T-102", "new"))})
+
+    def failing_sync() -> None:
+        with table_missing("ssot_task"), pytest.raises(SyncFailed):
+            sync()
+
+    await database_sync_to_async(failing_sync)()
+    seen = await events_until(communicator, {"sync"})
+    assert (seen["sync"]["failing"], seen["sync"]["consecutive_errors"]) == (True, 1)
+    assert seen["sync"]["last_error"].startswith("mirroring tasks/T-102.json: ")
+    assert seen["sync"]["report"] == {"failed": True}
     await communicator.disconnect()
 
 

@@ -8,6 +8,7 @@ and restarted server is reconnected to, and the page shows the fresh snapshot.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import uuid
 from collections.abc import Iterator
@@ -185,3 +186,24 @@ def test_the_dashboard_fits_a_phone(stack, approver, page):
     expect(page.locator("#tasks thead")).to_be_hidden()
     expect(row(page, "T-301")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_a_failing_sync_is_shown_in_the_header_with_its_reason(stack, approver, page, ssot_path, monkeypatch):
+    from ssot.testing.dbfaults import table_missing
+
+    # Playwright's sync API runs an event loop in this thread; the DB calls here are plain sync code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    log_in(page, stack)
+    header = page.locator("#sync")
+    expect(header).to_contain_text("main@")
+    with table_missing("ssot_task"):
+        # The worker's sync of this push fails on the database, not on the file.
+        git_push(ssot_path, {"tasks/T-302.json": dump(task_document("T-302", "in_progress"))})
+        expect(header).to_have_class(re.compile(r"\bfailing\b"), timeout=LIVE_SEC)
+        expect(header).to_contain_text("SSOT sync failing")
+        expect(header).to_contain_text("tasks/T-302.json")
+    git_push(ssot_path, {"tasks/T-303.json": dump(task_document("T-303", "in_progress"))})
+    expect(header).not_to_have_class(re.compile(r"\bfailing\b"), timeout=LIVE_SEC)
+    expect(row(page, "T-302")).to_be_visible()
+    expect(row(page, "T-303")).to_be_visible()
+    connections.close_all()

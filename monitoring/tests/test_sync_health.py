@@ -170,7 +170,13 @@ def test_sync_health_reads_the_failure_count_and_the_age(store, time_machine):
     assert services.sync_health(state, at(STALE)).trusted
     stale = services.sync_health(state, at(STALE + 1))
     assert (stale.trusted, stale.escalate, stale.reason) == (False, True, "no successful sync for 211 s")
-    state.consecutive_errors, state.last_error = 2, "boom"
+    state.consecutive_errors, state.last_error = 2, "SSOT unavailable: boom"
+    unreadable = services.sync_health(state, at(1))
+    assert (unreadable.trusted, unreadable.escalate, unreadable.kind) == (False, False, "ssot_sync_stale")
+    assert unreadable.reason == "the last 2 sync(s) failed: SSOT unavailable: boom"
+    # The SSOT answers but the sync itself failed twice in a row: our own failure, escalated at once.
+    state.last_error = "mirroring tasks/T-1.json: OperationalError: no such table"
     failing = services.sync_health(state, at(1))
-    assert (failing.trusted, failing.escalate) == (False, False)
-    assert failing.reason == "the last 2 sync(s) failed: boom"
+    assert (failing.trusted, failing.escalate, failing.kind) == (False, True, "ssot_sync_failed")
+    state.consecutive_errors = 1
+    assert not services.sync_health(state, at(1)).escalate

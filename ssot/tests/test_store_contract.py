@@ -189,3 +189,21 @@ def test_concurrent_committers_never_lose_a_commit(contract_store: Store) -> Non
     assert files(contract_store, head) == {f"workers/{n}.txt": b"%d" % n for n in range(workers)}
     # Each commit adds one file to its parent: one commit per size from 1 to 20 means a chain, none lost.
     assert sorted(len(contract_store.list(sha)) for sha in commits) == list(range(1, workers + 1))
+
+
+def test_a_submodule_entry_is_listed_as_a_gitlink_and_is_no_file(contract_store: Store) -> None:
+    from ssot.testing.content import commit_gitlink
+
+    first = commit(contract_store, None, {"tasks/T-1.json": b"{}"})
+    emulator = getattr(contract_store, "emulator", None)
+    repository = emulator.git.path if emulator else contract_store.path
+    target = "1" * 40
+    head = commit_gitlink(repository, "tasks/T-2.json", target)
+
+    listed = {entry.path: entry for entry in contract_store.list(head)}
+    assert (listed["tasks/T-2.json"].sha, listed["tasks/T-2.json"].gitlink) == (target, True)
+    assert listed["tasks/T-1.json"].gitlink is False
+    assert contract_store.entry(head, "tasks/T-2.json") is None
+    assert contract_store.changed(first, head) == [Change("tasks/T-2.json", None, target, gitlink=True)]
+    with pytest.raises(StoreNotFound):
+        contract_store.read(target)

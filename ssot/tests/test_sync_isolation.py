@@ -154,3 +154,37 @@ def test_a_message_whose_deadline_overflows_the_calendar_is_mirrored_with_the_la
     assert sync().quarantined == []
     assert Message.objects.get().ack_deadline.year == 9999
     assert differences(any_store) == []
+
+
+def test_a_row_the_database_refuses_costs_only_its_file(any_store):
+    from ssot.testing.dbfaults import rows_refused
+
+    files = {f"tasks/T-{n}.json": task_doc(f"T-{n}") for n in range(1, 6)}
+    commit(any_store, files)
+    with rows_refused("ssot_task", "task_id", "T-3"):
+        report = sync()
+    assert report.quarantined == ["tasks/T-3.json"]
+    assert "refused by a test trigger" in str(QuarantinedFile.objects.get().errors)
+    assert set(Task.objects.values_list("task_id", flat=True)) == {"T-1", "T-2", "T-4", "T-5"}
+    assert sync_state().consecutive_errors == 0
+    assert differences(any_store) == []
+    # Once the database takes it, a full resync reads the quarantined file again and mirrors it.
+    report = sync(full=True)
+    assert report.quarantined == []
+    assert Task.objects.filter(task_id="T-3").exists()
+    assert not QuarantinedFile.objects.exists()
+    assert differences(any_store) == []
+
+
+def test_a_refused_row_on_the_write_path_is_quarantined_and_the_commit_stands(store):
+    from ssot.testing.dbfaults import rows_refused
+
+    commit(store, {"tasks/T-1.json": task_doc("T-1", status="awaiting_approval")})
+    sync()
+    with rows_refused("ssot_task", "status", "approved"):
+        decision = services.task_approve(task_id="T-1", actor="alice")
+    assert decision.status == "approved"
+    assert QuarantinedFile.objects.get().path == "tasks/T-1.json"
+    sync(full=True)
+    assert Task.objects.get(task_id="T-1").status == "approved"
+    assert differences(store) == []

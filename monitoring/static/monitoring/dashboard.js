@@ -252,8 +252,17 @@
     const sync = state.sync || {};
     const node = document.getElementById("sync");
     node.replaceChildren();
+    node.classList.toggle("failing", Boolean(sync.failing));
+    if (sync.failing) {
+      // A failing sync is shown with its reason (it names the file or the step), never hidden.
+      const times = sync.consecutive_errors > 1 ? " (" + sync.consecutive_errors + " in a row)" : "";
+      node.appendChild(el("strong", { text: "SSOT sync failing" + times + ": " }));
+      node.appendChild(el("span", { text: sync.last_error || "unknown error", title: sync.last_error || "" }));
+      if (sync.head) node.appendChild(el("span", { text: " · mirrored " + sync.head.slice(0, 10) }));
+      return;
+    }
     if (!sync.head) {
-      node.textContent = sync.last_error ? "SSOT: " + sync.last_error : "SSOT: not synced yet";
+      node.textContent = "SSOT: not synced yet";
       return;
     }
     node.appendChild(el("span", { text: (sync.branch || "") + "@" + sync.head.slice(0, 10) + " · synced " }));
@@ -376,7 +385,15 @@
       putTask(task, true);
     },
     sync: function (ev) {
-      state.sync = { backend: ev.backend, branch: ev.branch, head: ev.head, last_sync_at: ev.last_sync_at, last_error: "" };
+      state.sync = {
+        backend: ev.backend,
+        branch: ev.branch,
+        head: ev.head,
+        last_sync_at: ev.last_sync_at,
+        failing: Boolean(ev.failing),
+        consecutive_errors: ev.consecutive_errors || 0,
+        last_error: ev.last_error || "",
+      };
       invalidate("sync");
       // Too many changes for one event each: take a fresh snapshot instead.
       if (ev.report && ev.report.reload) reconnectNow();
