@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from ssot.stores.factory import reset_store
+
+# Property-based tests run the same examples on every run (CI determinism), a bounded number of them,
+# with no example database written to the checkout. HYPOTHESIS_PROFILE=explore searches further
+# (HYPOTHESIS_EXAMPLES of them, 1,000 unless set).
+hypothesis_settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    # The SSOT, database and API fixtures are set up once per test, not per example: each example
+    # works on fresh ids of its own.
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile(
+    "explore",
+    parent=hypothesis_settings.get_profile("ci"),
+    derandomize=False,
+    max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "1000")),
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -27,7 +27,7 @@ from ssot.locking import mirror_lock, write_lock
 from ssot.mirror import FileUpdate, Mirror
 from ssot.models import AuditEntry, SsotFile, SyncState
 from ssot.paths import audit_day_path, kind_of
-from ssot.stores.base import Store, StoreConflict, StoreError, git_blob_sha
+from ssot.stores.base import Store, StoreConflict, StoreError, StoreNotFound, git_blob_sha
 from ssot.stores.factory import get_store
 from ssot.sync import sync_state
 
@@ -55,7 +55,13 @@ class HeadView:
 
     def read(self, path: str) -> tuple[str, bytes] | None:
         sha = self.sha(path)
-        return (sha, self.store.read(sha)) if sha else None
+        if not sha:
+            return None
+        try:
+            return sha, self.store.read(sha)
+        except StoreNotFound:
+            # The ledger's SHA names no blob: a submodule entry (quarantined), which holds no file.
+            return None
 
     def audit_day(self, path: str) -> bytes:
         """The current content of an audit file, rebuilt from its rows when their blob SHA proves it exact."""

@@ -188,3 +188,13 @@ def test_a_refused_row_on_the_write_path_is_quarantined_and_the_commit_stands(st
     sync(full=True)
     assert Task.objects.get(task_id="T-1").status == "approved"
     assert differences(store) == []
+
+
+def test_deciding_on_a_task_whose_file_is_a_submodule_is_a_404_not_an_outage(any_store, git_dir):
+    from ssot.errors import NotFound
+
+    commit(any_store, {"tasks/T-9.json": task_doc("T-9")})
+    commit_gitlink(git_dir, "tasks/T-1.json", "1" * 40)
+    sync()
+    with pytest.raises(NotFound):
+        services.task_approve(task_id="T-1", actor="alice")
