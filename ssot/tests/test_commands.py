@@ -109,3 +109,32 @@ def test_ssot_flush_audit_commits_the_queue(store):
     assert "flushed 1 audit lines" in run("ssot_flush_audit")
     assert AuditEntry.objects.get().in_ssot
     assert "flushed 0 audit lines" in run("ssot_flush_audit")
+
+
+def test_ssot_resync_and_verify_take_hostile_files_in_their_stride(any_store, git_dir):
+    from ssot.testing.content import commit_gitlink
+
+    commit(
+        any_store,
+        {
+            "tasks/T-1.json": task_doc("T-1"),
+            "tasks/T-2.json": b'{"task_id": "T-2", "status": "x", "n": NaN}',
+            "tasks/T-3.json": b'{"task_id": "T-3", "status": "x", "d": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        },
+    )
+    commit_gitlink(git_dir, "tasks/T-4.json", "4" * 40)
+    output = run("ssot_resync")
+    assert "3 quarantined" in output
+    for path in ("tasks/T-2.json", "tasks/T-3.json", "tasks/T-4.json"):
+        assert f"quarantined: {path}" in output
+    assert "mirror equals the SSOT" in run("ssot_verify")
+
+
+def test_ssot_resync_reports_a_database_failure_in_one_line(store):
+    from ssot.testing.dbfaults import table_missing
+
+    commit(store, {"tasks/T-1.json": task_doc("T-1")})
+    with table_missing("ssot_task"), pytest.raises(CommandError) as failed:
+        run("ssot_resync")
+    assert str(failed.value).startswith("Sync failed: mirroring tasks/T-1.json: ")
+    assert "ssot_task" in str(failed.value)
