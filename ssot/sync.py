@@ -91,10 +91,8 @@ def sync(*, full: bool = False, store: Store | None = None) -> SyncReport:
     with mirror_lock():
         state = sync_state()
         try:
-            # Inside a caller's transaction, a savepoint keeps that transaction usable for the record.
-            with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-                head = store.head()
-                report = _sync_to(store, state, head, full=full)
+            head = store.head()
+            report = _sync_to(store, state, head, full=full)
         except StoreError as exc:
             _record_failure(state, f"{UNAVAILABLE}{exc}")
             raise SsotUnavailable(f"{UNAVAILABLE}{exc}") from exc
@@ -114,6 +112,12 @@ def _sync_to(store: Store, state: SyncState, head: str | None, *, full: bool) ->
         return SyncReport(mode="empty", head=None, previous_head=previous)
     if previous == head and not full:
         return SyncReport(mode="noop", head=head, previous_head=previous)
+    # Inside a caller's transaction, a savepoint keeps that transaction usable to record a failure.
+    with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+        return _mirror_changes(store, previous, head, full=full)
+
+
+def _mirror_changes(store: Store, previous: str | None, head: str, *, full: bool) -> SyncReport:
     ledger = dict(SsotFile.objects.values_list("path", "blob_sha"))
     to_read: list[tuple[str, str, str, bool]] = []
     to_delete: list[tuple[str, str]] = []
