@@ -33,6 +33,7 @@ def ack_timeout_for(
 
 # The last instant a deadline can name: a timeout past the calendar's end is due "never", in effect.
 LAST_DEADLINE = datetime.max.replace(tzinfo=UTC)
+_CENTURY_SEC = 100 * 365 * 86400
 
 
 def ack_deadline(envelope: Envelope, overrides: Mapping[str, int] | None = None) -> datetime | None:
@@ -46,6 +47,8 @@ def ack_deadline(envelope: Envelope, overrides: Mapping[str, int] | None = None)
     if timeout <= 0:
         return None
     sent = envelope.timestamp.astimezone(UTC)
+    if timeout < _CENTURY_SEC and sent.year < LAST_DEADLINE.year - 100:
+        return sent + timedelta(seconds=timeout)  # every usual message: far from the calendar's end
     if timeout >= (LAST_DEADLINE - sent).total_seconds():
         return LAST_DEADLINE
     return sent + timedelta(seconds=timeout)

@@ -66,12 +66,6 @@ def fits_int64(value: object) -> bool:
 
 def text_of(data: bytes) -> str:
     """The text of UTF-8 bytes without a byte order mark; anything else is refused with its reason."""
-    # Nearly every file starts with "{" then a byte that is not NUL: no byte order mark, not UTF-16.
-    if data[:1] == b"{" and data[1:2] != b"\x00":
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise JsonRefused(_utf8_reason(data, exc)) from None
     if data.startswith(b"\xef\xbb\xbf"):
         raise JsonRefused("a byte order mark (BOM) at the start: JSON must be UTF-8 without one")
     for bom, encoding in _UTF16_32_BOMS:
@@ -90,18 +84,14 @@ def loads(data: bytes | str, *, any_value: bool = False) -> Any:
 
     `any_value` lets another top level through (an API body: its endpoint says what it wanted instead).
     """
-    if data.__class__ is bytes:
-        text = text_of(data)
-    elif isinstance(data, bytearray | memoryview):
-        text = text_of(bytes(data))
+    if data.__class__ is bytes and data[:1] == b"{" and data[1:2] != b"\x00":
+        # Nearly every file: no byte order mark, not UTF-16, not empty.
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise JsonRefused(_utf8_reason(data, exc)) from None
     else:
-        text = data
-        if text.startswith("\ufeff"):
-            raise JsonRefused("a byte order mark (BOM) at the start: JSON must be UTF-8 without one")
-        if not text.isascii() and (found := _SURROGATE.search(text)):
-            raise JsonRefused(f"a lone surrogate U+{ord(found.group()):04X} (not a character)")
-    if not text or text.isspace():
-        raise JsonRefused("empty: a JSON object is expected")
+        text = _text(data)
     # Cheap counts first: only a text with that many brackets can nest too deep, and only one with a
     # \ud.. escape can hold a lone surrogate.
     if text.count("[") + text.count("{") > MAX_DEPTH:
@@ -121,6 +111,21 @@ def loads(data: bytes | str, *, any_value: bool = False) -> Any:
         if where is not None:
             raise JsonRefused(f"a lone surrogate (an unpaired \\ud800-\\udfff escape) at {where}")
     return value
+
+
+def _text(data: bytes | bytearray | memoryview | str) -> str:
+    """The text of anything but the common case, refused as text_of refuses bytes; never empty."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        text = text_of(bytes(data))
+    else:
+        text = data
+        if text.startswith("\ufeff"):
+            raise JsonRefused("a byte order mark (BOM) at the start: JSON must be UTF-8 without one")
+        if not text.isascii() and (found := _SURROGATE.search(text)):
+            raise JsonRefused(f"a lone surrogate U+{ord(found.group()):04X} (not a character)")
+    if not text or text.isspace():
+        raise JsonRefused("empty: a JSON object is expected")
+    return text
 
 
 # -- hooks of the one decoder -------------------------------------------------------------------------

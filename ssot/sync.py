@@ -157,7 +157,10 @@ def _mirror_changes(store: Store, previous: str | None, head: str, *, full: bool
             mirror.delete(to_delete)
         report.files_deleted = len(to_delete)
     for start in range(0, len(to_read), CHUNK):
-        files = [_read(store, *item) for item in to_read[start : start + CHUNK]]
+        files = [
+            _gitlink(path, sha, kind) if gitlink else FileUpdate(path, kind, sha, store.read(sha))
+            for path, sha, kind, gitlink in to_read[start : start + CHUNK]
+        ]
         report.files_read += sum(1 for update in files if not update.unreadable)
         with transaction.atomic():
             mirror.apply(files)
@@ -171,14 +174,13 @@ def _mirror_changes(store: Store, previous: str | None, head: str, *, full: bool
     return report
 
 
-def _read(store: Store, path: str, sha: str, kind: str, gitlink: bool) -> FileUpdate:
-    if gitlink:
-        reason = (
-            f"a submodule entry (a gitlink to commit {sha[:12]} of another repository), not a file: "
-            "replace it with the file itself"
-        )
-        return FileUpdate(path=path, kind=kind, sha=sha, raw=b"", unreadable=reason)
-    return FileUpdate(path=path, kind=kind, sha=sha, raw=store.read(sha))
+def _gitlink(path: str, sha: str, kind: str) -> FileUpdate:
+    """A submodule entry where a file belongs: nothing to read, quarantined with the reason."""
+    reason = (
+        f"a submodule entry (a gitlink to commit {sha[:12]} of another repository), not a file: "
+        "replace it with the file itself"
+    )
+    return FileUpdate(path=path, kind=kind, sha=sha, raw=b"", unreadable=reason)
 
 
 def _queue_quarantine_audit(mirror: Mirror) -> None:
