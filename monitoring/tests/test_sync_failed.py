@@ -116,3 +116,15 @@ def test_a_stale_episode_is_not_escalated_again_as_failed(store, time_machine):
         again = check(time_machine, at(410), poll=False)
     assert again.raised == [] and again.notified == []
     assert Escalation.objects.count() == 1
+
+
+def test_a_resync_asked_through_the_api_that_fails_is_a_503_with_the_reason(store):
+    commit(store, {"tasks/T-1.json": task_doc("T-1")})
+    operator = jwt_client(make_user("operator"))
+    with table_missing("ssot_task"):
+        response = operator.post("/api/sync/", {"full": True}, format="json")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["code"] == "sync_failed"
+    assert body["detail"].startswith("Sync failed: mirroring tasks/T-1.json: ")
+    assert sync_state().consecutive_errors == 1

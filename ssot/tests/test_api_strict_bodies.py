@@ -141,3 +141,22 @@ def test_an_ack_over_a_quarantined_ack_file_replaces_it(store, coordinator):
     assert response.json()["created"] is True
     assert read_json(store, f"acks/{MESSAGE['msg_id']}.json")["by"] == "executor"
     assert Message.objects.get().ack_state == "acked"
+
+
+def test_a_task_at_the_limits_of_the_reader_is_mirrored_and_read_back(store, coordinator):
+    text = json.dumps(task_doc("T-1", status="awaiting_approval")).replace(
+        '"task_id"',
+        '"deep": '
+        + "[" * 63
+        + "]" * 63
+        + ', "wide": '
+        + "9" * 100
+        + ', "tiny": 5e-324, "pair": "\\ud83d\\ude00", "task_id"',
+    )
+    commit(store, {"tasks/T-1.json": text.encode()})
+    assert sync().quarantined == []
+    response = coordinator.get("/api/tasks/T-1/")
+    assert response.status_code == 200, response.content
+    document = response.json()["document"]
+    assert (document["wide"], document["pair"]) == (int("9" * 100), "\U0001f600")
+    assert coordinator.get("/api/tasks/").status_code == 200
