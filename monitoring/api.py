@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from monitoring import selectors
 from ssot import services
 from ssot.api import permissions
+from ssot.api.filters import ID_LENGTH
 from ssot.api.views import (
     READ_ERRORS,
     UNAUTHENTICATED,
@@ -84,9 +85,9 @@ class ResolveRequestSerializer(serializers.Serializer):
 
 class EscalationFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=Escalation.Status.choices)
-    severity = filters.CharFilter()
-    escalation_type = filters.CharFilter()
-    task_id = filters.CharFilter()
+    severity = filters.CharFilter(max_length=16)
+    escalation_type = filters.CharFilter(max_length=64)
+    task_id = filters.CharFilter(max_length=ID_LENGTH)
 
     class Meta:
         model = Escalation
