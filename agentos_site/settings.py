@@ -57,6 +57,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A view that meets a database outage answers 503 (JSON under /api/ and /webhooks/), not 500.
+    "agentos_site.api_errors.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -113,7 +115,8 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": env.int("DB_POOL_MAX_SIZE", default=12),
-        "timeout": 10,
+        # How long a request waits for a connection; then it answers 503 database_unavailable.
+        "timeout": env.float("DB_POOL_TIMEOUT_SEC", default=10.0),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # How many requests to sync views one daphne process runs at once; the rest wait their turn on the

@@ -23,3 +23,5 @@ urlpatterns = [
 
 # JSON under /api/ (an unknown id in a path, an unknown endpoint), Django's page elsewhere.
 handler404 = "ssot.api.views.not_found"
+# JSON under /api/ and /webhooks/, and a 503 for a database outage (agentos_site/api_errors.py).
+handler500 = "agentos_site.api_errors.server_error"
