@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 import amp
+from ssot.bounded import renderable
 from ssot.models import AuditEntry, Message, Task
 from ssot.selectors import task_timeline
 from ssot.services import MAX_REASON, MAX_STATUS
@@ -36,6 +38,30 @@ class ErrorSerializer(serializers.Serializer):
     errors = ViolationSerializer(many=True, required=False)
 
 
+# -- what agents wrote --------------------------------------------------------------------------------
+
+
+class RenderedJSON(serializers.Field):
+    """A JSON value an agent or a peer wrote, as strict JSON can carry it (ssot/bounded.py): read-only."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> Any:
+        return renderable(value)
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class RenderedObject(RenderedJSON):
+    pass
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class RenderedStrings(RenderedJSON):
+    pass
+
+
 # -- tasks -------------------------------------------------------------------------------------------
 
 
@@ -48,9 +74,8 @@ class PullRequestSerializer(serializers.Serializer):
 
 class TaskSerializer(serializers.ModelSerializer):
     pr = serializers.SerializerMethodField()
-    ci_status = serializers.DictField(
-        child=serializers.DictField(),
-        help_text="CI checks of the task's branch: {check: {state, conclusion, url, at, source}}.",
+    ci_status = RenderedObject(
+        help_text="CI checks of the task's branch: {check: {state, conclusion, url, at, source}}."
     )
 
     class Meta:
@@ -107,9 +132,9 @@ class MessageSerializer(serializers.ModelSerializer):
 
     def build_field(self, field_name: str, info: Any, model_class: Any, nested_depth: int) -> Any:
         if field_name == "context_ref":
-            return serializers.ListField, {"child": serializers.CharField(), "read_only": True}
+            return RenderedStrings, {}
         if field_name == "payload":
-            return serializers.DictField, {"read_only": True}
+            return RenderedObject, {}
         return super().build_field(field_name, info, model_class, nested_depth)
 
     def get_fields(self) -> dict[str, serializers.Field]:
@@ -117,6 +142,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class TaskDetailSerializer(TaskSerializer):
+    document = RenderedObject(help_text="The task file as it stands in the SSOT.")
     messages = serializers.SerializerMethodField(help_text="The task's AMP messages, oldest first.")
 
     class Meta(TaskSerializer.Meta):
