@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
+from ssot.api.parsers import serializer_errors
 from ssot.errors import Invalid, ServiceError
 
 log = logging.getLogger(__name__)
@@ -59,16 +60,30 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SEC)},
         )
+    if isinstance(exc, exceptions.ValidationError):
+        # Raised by views that are not ours (the token views): the same shape as every other bad body.
+        return Response(
+            {
+                "detail": "Invalid request body.",
+                "code": "bad_request",
+                "errors": serializer_errors(exc.detail),
+            },
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, exceptions.ParseError):
         return Response(
             {"detail": f"Malformed request body: {exc.detail}"}, status=status.HTTP_400_BAD_REQUEST
         )
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-        response = drf_exception_handler(exc, context)
-        if response is not None:
-            response.status_code = status.HTTP_401_UNAUTHORIZED
-        return response
-    return drf_exception_handler(exc, context)
+        response.status_code = status.HTTP_401_UNAUTHORIZED
+    # Every error carries a machine `code` beside its `detail` (DRF adds one only to some).
+    codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
+    if isinstance(response.data, dict) and "code" not in response.data and isinstance(codes, str):
+        response.data["code"] = codes
+    return response
 
 
 def _machine(request: HttpRequest) -> bool:

@@ -294,10 +294,12 @@ SPECTACULAR_SETTINGS = {
         "EscalationStatusEnum": "ssot.models.Escalation.Status",
         "AmpAgentNameEnum": "amp.spec.AGENT_NAMES",
     },
-    # The decision long-poll is an async Django view that DRF cannot describe: a hook adds it.
+    # The decision long-poll is an async Django view that DRF cannot describe: a hook adds it; another
+    # adds the answers of the layers around every view (401, 429, 503, 413, 415).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ssot.api.schema.add_decision_longpoll",
+        "ssot.api.schema.add_common_answers",
     ],
 }
 

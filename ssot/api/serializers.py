@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 import amp
 from ssot.bounded import renderable
@@ -15,6 +16,9 @@ from ssot.selectors import task_timeline
 from ssot.services import MAX_REASON, MAX_STATUS
 
 SHA_PATTERN = r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$"
+REQUIRED_REASON_HELP = (
+    f"Why (required: a missing or blank reason is a 422 `reason_required`; at most {MAX_REASON} characters)."
+)
 
 
 def _renamed(fields: dict[str, serializers.Field], names: dict[str, str]) -> dict[str, serializers.Field]:
@@ -154,6 +158,20 @@ class TaskDetailSerializer(TaskSerializer):
         return MessageSerializer(task_timeline(task.task_id), many=True).data
 
 
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": MAX_REASON, "pattern": r"\S"})
+class RequiredReason(serializers.CharField):
+    """A reason the schema calls required; a missing, null or blank one still reaches the service, whose
+    answer is the one SPEC section 7 gives: 422 `reason_required` (a 400 would say the body is malformed)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=True, trim_whitespace=True, **kwargs)
+
+    def run_validation(self, data: Any = empty) -> Any:
+        if data is empty or data is None or (isinstance(data, str) and not data.strip()):
+            return ""
+        return super().run_validation(data)
+
+
 class DecisionRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(
         required=False,
@@ -178,9 +196,13 @@ class ApproveRequestSerializer(DecisionRequestSerializer):
 class RejectRequestSerializer(DecisionRequestSerializer):
     """Reject: the reason is required (422 `reason_required` without one)."""
 
+    reason = RequiredReason(help_text=REQUIRED_REASON_HELP)
+
 
 class OverrideRequestSerializer(DecisionRequestSerializer):
-    """Override: the reason is required; `status` defaults to "override"."""
+    """Override: the reason is required (422 `reason_required` without one); `status` defaults to override."""
+
+    reason = RequiredReason(help_text=REQUIRED_REASON_HELP)
 
     status = serializers.CharField(
         required=False,
