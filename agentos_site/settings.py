@@ -209,8 +209,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    # The local SSOT's post-receive hook and health probes talk plain HTTP on loopback.
-    SECURE_REDIRECT_EXEMPT = [r"^webhooks/", r"^healthz$"]
+    # The local SSOT's post-receive hook, health probes and Prometheus talk plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^webhooks/", r"^healthz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -250,6 +250,9 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_REFRESH_TTL_SEC", default=86400)),
     "UPDATE_LAST_LOGIN": False,
 }
+
+# /metrics (SPEC section 15): open when unset, else this bearer token is required.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # Monitoring (SPEC section 10).
 AGENTS = csv(env.str("AGENTS", default="coordinator,executor,reviewer"))
