@@ -172,6 +172,10 @@ Q_CLUSTER = {
     "ack_failures": True,
     # The pusher takes up to this many queued tasks per poll (django-q2's default is one).
     "bulk": env.int("Q_BULK", default=10),
+    # Successful task records kept, per function: the every-minute schedules do not push out the rest
+    # (failures are all kept by django-q2; `prune` keeps the newest PRUNE_TASK_FAILURES_KEEP).
+    "save_limit": env.int("Q_SAVE_LIMIT", default=250),
+    "save_limit_per": "func",
     "label": "Task queue",
 }
 if REDIS_URL:
@@ -250,6 +254,11 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_REFRESH_TTL_SEC", default=86400)),
     "UPDATE_LAST_LOGIN": False,
 }
+
+# Bounded growth (SPEC section 15, `manage.py prune`, daily): database-only rows older than this go.
+PRUNE_WEBHOOKS_DAYS = env.int("PRUNE_WEBHOOKS_DAYS", default=30)
+PRUNE_NOTIFICATIONS_DAYS = env.int("PRUNE_NOTIFICATIONS_DAYS", default=30)
+PRUNE_TASK_FAILURES_KEEP = env.int("PRUNE_TASK_FAILURES_KEEP", default=1000)
 
 # /metrics (SPEC section 15): open when unset, else this bearer token is required.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
