@@ -65,6 +65,10 @@ def _quantile(ordered: list[float], q: float) -> float:
 class ControlPlaneCollector(Collector):
     """Figures read from the database (and the SSOT head) at each scrape."""
 
+    def describe(self) -> list[Metric]:
+        # Without a describe, the registry would collect (query the database) as it registers us, at import.
+        return []
+
     def collect(self) -> Iterator[Metric]:
         try:
             families = list(self._from_database())

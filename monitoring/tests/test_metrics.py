@@ -233,3 +233,12 @@ def test_openmetrics_is_served_to_whoever_asks_for_it(client, synced):
     response = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert response["Content-Type"].startswith("application/openmetrics-text")
     assert response.content.rstrip().endswith(b"# EOF")
+
+
+def test_registering_the_collector_reads_nothing(django_assert_num_queries):
+    from prometheus_client import CollectorRegistry
+
+    from monitoring.metrics import ControlPlaneCollector
+
+    with django_assert_num_queries(0):
+        CollectorRegistry(auto_describe=True).register(ControlPlaneCollector())
