@@ -136,3 +136,26 @@ def test_any_page_parameters_answer_200_or_a_400_that_names_them(staff, rows, pa
         assert {error["path"] for error in response.json()["errors"]} <= {"limit", "offset"}
     else:
         assert len(response.json()["results"]) <= MAX_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/escalations/9223372036854775808/acknowledge/", None),
+        ("/api/escalations/99999999999999999999999999/resolve/", {"reason": "done"}),
+        ("/api/escalations/-1/acknowledge/", None),
+        ("/api/messages/a%00b/ack/", None),
+        ("/api/tasks/%00/approve/", {}),
+    ],
+)
+def test_an_id_past_64_bits_or_unsafe_is_a_404(rows, settings, path, body):
+    use_test_settings(settings)
+    response = jwt_client(make_user("operator")).post(path, body, format="json")
+    assert response.status_code == 404, response.content
+    assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/api/tasks/%00/", "/api/tasks/" + "x" * 5000 + "/"])
+def test_a_task_id_that_cannot_be_one_is_a_404(staff, rows, path):
+    response = staff.get(path)
+    assert response.status_code == 404
