@@ -57,6 +57,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A view that meets a database outage answers 503 (JSON under /api/ and /webhooks/), not 500.
+    "agentos_site.api_errors.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -113,7 +115,8 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": env.int("DB_POOL_MAX_SIZE", default=12),
-        "timeout": 10,
+        # How long a request waits for a connection; then it answers 503 database_unavailable.
+        "timeout": env.float("DB_POOL_TIMEOUT_SEC", default=10.0),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # How many requests to sync views one daphne process runs at once; the rest wait their turn on the
@@ -169,6 +172,10 @@ Q_CLUSTER = {
     "ack_failures": True,
     # The pusher takes up to this many queued tasks per poll (django-q2's default is one).
     "bulk": env.int("Q_BULK", default=10),
+    # Successful task records kept, per function: the every-minute schedules do not push out the rest
+    # (failures are all kept by django-q2; `prune` keeps the newest PRUNE_TASK_FAILURES_KEEP).
+    "save_limit": env.int("Q_SAVE_LIMIT", default=250),
+    "save_limit_per": "func",
     "label": "Task queue",
 }
 if REDIS_URL:
@@ -206,8 +213,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    # The local SSOT's post-receive hook and health probes talk plain HTTP on loopback.
-    SECURE_REDIRECT_EXEMPT = [r"^webhooks/", r"^healthz$"]
+    # The local SSOT's post-receive hook, health probes and Prometheus talk plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^webhooks/", r"^healthz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -248,6 +255,14 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": False,
 }
 
+# Bounded growth (SPEC section 15, `manage.py prune`, daily): database-only rows older than this go.
+PRUNE_WEBHOOKS_DAYS = env.int("PRUNE_WEBHOOKS_DAYS", default=30)
+PRUNE_NOTIFICATIONS_DAYS = env.int("PRUNE_NOTIFICATIONS_DAYS", default=30)
+PRUNE_TASK_FAILURES_KEEP = env.int("PRUNE_TASK_FAILURES_KEEP", default=1000)
+
+# /metrics (SPEC section 15): open when unset, else this bearer token is required.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # Monitoring (SPEC section 10).
 AGENTS = csv(env.str("AGENTS", default="coordinator,executor,reviewer"))
 HEARTBEAT_INTERVAL_SEC = env.int("HEARTBEAT_INTERVAL_SEC", default=60)
@@ -264,8 +279,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 50,
+    # Pages of 50 rows by default, 500 at most (`?limit=`, `?offset=`; a bad value is a 400).
+    "DEFAULT_PAGINATION_CLASS": "ssot.api.pagination.BoundedLimitOffsetPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "agentos_site.api_errors.exception_handler",
@@ -291,10 +306,12 @@ SPECTACULAR_SETTINGS = {
         "EscalationStatusEnum": "ssot.models.Escalation.Status",
         "AmpAgentNameEnum": "amp.spec.AGENT_NAMES",
     },
-    # The decision long-poll is an async Django view that DRF cannot describe: a hook adds it.
+    # The decision long-poll is an async Django view that DRF cannot describe: a hook adds it; another
+    # adds the answers of the layers around every view (401, 429, 503, 413, 415).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ssot.api.schema.add_decision_longpoll",
+        "ssot.api.schema.add_common_answers",
     ],
 }
 

@@ -1,10 +1,11 @@
-"""URL map: admin, API, webhooks, dashboard, OpenAPI and the health probe."""
+"""URL map: admin, API, webhooks, dashboard, OpenAPI, the health probe and the metrics."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agentos_site.health import healthz
+from monitoring.metrics import metrics
 
 admin.site.site_header = "AgentOS control plane"
 admin.site.site_title = "AgentOS"
@@ -15,6 +16,7 @@ urlpatterns = [
     path("dashboard/", include("monitoring.urls")),
     path("", include("ssot.webhooks.urls")),
     re_path(r"^healthz/?$", healthz, name="healthz"),
+    re_path(r"^metrics/?$", metrics, name="metrics"),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("ssot.api.urls")),
@@ -23,3 +25,5 @@ urlpatterns = [
 
 # JSON under /api/ (an unknown id in a path, an unknown endpoint), Django's page elsewhere.
 handler404 = "ssot.api.views.not_found"
+# JSON under /api/ and /webhooks/, and a 503 for a database outage (agentos_site/api_errors.py).
+handler500 = "agentos_site.api_errors.server_error"

@@ -15,6 +15,8 @@ from rest_framework.response import Response
 from monitoring import selectors
 from ssot import services
 from ssot.api import permissions
+from ssot.api.filters import ID_LENGTH
+from ssot.api.serializers import REQUIRED_REASON_HELP, RequiredReason
 from ssot.api.views import (
     READ_ERRORS,
     UNAUTHENTICATED,
@@ -42,6 +44,26 @@ class AgentHealthSerializer(serializers.Serializer):
     name = serializers.CharField()
     last_heartbeat = serializers.DateTimeField(allow_null=True, help_text="The agent's latest SSOT write.")
     status = serializers.ChoiceField(choices=Agent.Status.choices)
+
+
+# The answer of GET /api/health: a map keyed by agent name, as the draft had it (AgentHealthSerializer).
+AGENT_HEALTH_MAP = {
+    "type": "object",
+    "additionalProperties": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "last_heartbeat": {
+                "type": "string",
+                "format": "date-time",
+                "nullable": True,
+                "description": "The agent's latest SSOT write.",
+            },
+            "status": {"type": "string", "enum": [value for value, _ in Agent.Status.choices]},
+        },
+        "required": ["name", "last_heartbeat", "status"],
+    },
+}
 
 
 class HeartbeatResultSerializer(serializers.Serializer):
@@ -74,19 +96,14 @@ class EscalationSerializer(serializers.ModelSerializer):
 
 
 class ResolveRequestSerializer(serializers.Serializer):
-    reason = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        allow_null=True,
-        help_text="Required (422 `reason_required` without one); at most 4000 characters.",
-    )
+    reason = RequiredReason(help_text=REQUIRED_REASON_HELP)
 
 
 class EscalationFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=Escalation.Status.choices)
-    severity = filters.CharFilter()
-    escalation_type = filters.CharFilter()
-    task_id = filters.CharFilter()
+    severity = filters.CharFilter(max_length=16)
+    escalation_type = filters.CharFilter(max_length=64)
+    task_id = filters.CharFilter(max_length=ID_LENGTH)
 
     class Meta:
         model = Escalation
@@ -134,10 +151,7 @@ class HealthView(ApiView):
     @extend_schema(
         summary="The draft's agent-health map (compatibility)",
         responses={
-            200: OpenApiResponse(
-                AgentHealthSerializer,
-                description="An object keyed by agent name; each value is shown here.",
-            ),
+            200: OpenApiResponse(AGENT_HEALTH_MAP, description="An object keyed by agent name."),
             401: UNAUTHENTICATED,
             403: READ_ERRORS[403],
         },

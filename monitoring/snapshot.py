@@ -29,9 +29,11 @@ def agent_summary(agent: Agent) -> dict[str, Any]:
 
 
 def _tasks() -> list[Task]:
-    recent = list(Task.objects.order_by("-updated_at")[:TASKS])
+    # The documents are not part of a summary: not read at all, however large an agent made them.
+    rows = Task.objects.defer("document")
+    recent = list(rows.order_by("-updated_at")[:TASKS])
     shown = {task.pk for task in recent}
-    waiting = Task.objects.filter(status=Task.AWAITING_APPROVAL).exclude(pk__in=shown)
+    waiting = rows.filter(status=Task.AWAITING_APPROVAL).exclude(pk__in=shown)
     return recent + list(waiting)
 
 
@@ -72,7 +74,8 @@ def build() -> dict[str, Any]:
             )
         ],
         "messages": [
-            events.message_summary(message) for message in Message.objects.order_by("-timestamp")[:MESSAGES]
+            events.message_summary(message)
+            for message in Message.objects.defer("payload", "envelope").order_by("-timestamp")[:MESSAGES]
         ],
         "audit": [
             events.audit_summary(entry)

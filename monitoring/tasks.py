@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from monitoring import notify, services
+from monitoring import prune as pruning
 from ssot.errors import SsotUnavailable
 
 log = logging.getLogger(__name__)
@@ -52,3 +53,10 @@ def webhook_retries() -> int:
 def notifications_send() -> dict[str, int]:
     """Send the due notifications (new ones, and retries whose backoff is over)."""
     return asdict(notify.notifications_send())
+
+
+def prune() -> dict[str, int]:
+    """Delete the database-only rows past their age or count (monitoring/prune.py)."""
+    report = pruning.prune()
+    log.info("%s", pruning.describe(report))
+    return report.as_dict()

@@ -23,6 +23,7 @@ from django.utils.html import format_html, format_html_join
 
 from ssot import selectors, services
 from ssot.api.permissions import APPROVE, OVERRIDE
+from ssot.bounded import renderable
 from ssot.errors import ServiceError, SsotUnavailable, StaleSha, WrongState
 from ssot.models import Ack, AuditEntry, Message, QuarantinedFile, SyncState, Task, WebhookDelivery
 
@@ -37,16 +38,23 @@ def is_staff(request: HttpRequest) -> bool:
     return bool(user.is_active and user.is_staff)
 
 
+def _cut(text: str) -> tuple[str, str]:
+    """`text` cut at RAW_DISPLAY_LIMIT characters, and what says how much more there is."""
+    if len(text) <= RAW_DISPLAY_LIMIT:
+        return text, ""
+    return text[:RAW_DISPLAY_LIMIT], f"\n… ({len(text) - RAW_DISPLAY_LIMIT} more characters)"
+
+
 def pretty_json(value: Any) -> str:
-    """A JSON value indented in a <pre>, escaped."""
-    return format_html('<pre style="{}">{}</pre>', PRE_STYLE, json.dumps(value, indent=2, ensure_ascii=False))
+    """A JSON value indented in a <pre>, escaped, bounded in depth and size (ssot/bounded.py)."""
+    text, suffix = _cut(json.dumps(renderable(value), indent=2, ensure_ascii=False))
+    return format_html('<pre style="{}">{}{}</pre>', PRE_STYLE, text, suffix)
 
 
 def pretty_bytes(raw: bytes | memoryview | None) -> str:
     """Raw file content as escaped text (invalid UTF-8 replaced), cut at RAW_DISPLAY_LIMIT characters."""
-    text = bytes(raw or b"").decode("utf-8", errors="replace")
-    suffix = f"\n… ({len(text) - RAW_DISPLAY_LIMIT} more characters)" if len(text) > RAW_DISPLAY_LIMIT else ""
-    return format_html('<pre style="{}">{}{}</pre>', PRE_STYLE, text[:RAW_DISPLAY_LIMIT], suffix)
+    text, suffix = _cut(bytes(raw or b"").decode("utf-8", errors="replace"))
+    return format_html('<pre style="{}">{}{}</pre>', PRE_STYLE, text, suffix)
 
 
 def outcome_message(

@@ -13,6 +13,7 @@ from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from ssot.bounded import renderable
 from ssot.models import Ack, AuditEntry, Escalation, Message, SyncState, Task
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def task_summary(task: Task) -> dict[str, Any]:
         "last_writer": task.last_writer,
         "blob_sha": task.blob_sha,
         "ci_state": task.ci_state,
-        "ci_status": task.ci_status,
+        "ci_status": renderable(task.ci_status),
         "pr": {
             "number": task.pr_number,
             "state": task.pr_state,
@@ -127,7 +128,7 @@ def message_summary(message: Message) -> dict[str, Any]:
         "ack_state": message.ack_state,
         "ack_deadline": _iso(message.ack_deadline),
         "acked_at": _iso(message.acked_at),
-        "context_ref": message.context_ref,
+        "context_ref": renderable(message.context_ref),
     }
 
 
@@ -212,7 +213,7 @@ def ci_update(task: Task, *, source: str, check: str, state: str, branch: str) -
         "check": check,
         "state": state,
         "ci_state": task.ci_state,
-        "ci_status": task.ci_status,
+        "ci_status": renderable(task.ci_status),
     }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from ssot.fields import MirroredJSONField
+
 
 class RiskLevel(models.TextChoices):
     LOW = "low"
@@ -30,11 +32,11 @@ class Task(models.Model):
     # 64-bit, as SPEC section 4 bounds every integer that becomes a column.
     reject_count = models.PositiveBigIntegerField(default=0)
     last_writer = models.CharField(max_length=128, blank=True, default="")
-    document = models.JSONField()
+    document = MirroredJSONField()
     ssot_path = models.CharField(max_length=300, unique=True)
     blob_sha = models.CharField(max_length=64)
     # From webhooks, keyed by branch: {check_name: {"state", "conclusion", "url", "at", "source"}}.
-    ci_status = models.JSONField(default=dict, blank=True)
+    ci_status = MirroredJSONField(default=dict, blank=True)
     ci_state = models.CharField(max_length=16, blank=True, default="")
     pr_number = models.PositiveBigIntegerField(null=True, blank=True)
     pr_state = models.CharField(max_length=32, blank=True, default="")
@@ -79,9 +81,9 @@ class Message(models.Model):
     timestamp = models.DateTimeField()
     requires_ack = models.BooleanField(default=False)
     ack_timeout_sec = models.PositiveBigIntegerField(default=0)
-    context_ref = models.JSONField(default=list, blank=True)
-    payload = models.JSONField(default=dict)
-    envelope = models.JSONField()
+    context_ref = MirroredJSONField(default=list, blank=True)
+    payload = MirroredJSONField(default=dict)
+    envelope = MirroredJSONField()
     ssot_path = models.CharField(max_length=300, unique=True)
     blob_sha = models.CharField(max_length=64)
     ack_state = models.CharField(max_length=16, choices=AckState.choices, default=AckState.NOT_REQUIRED)

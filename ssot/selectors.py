@@ -23,7 +23,8 @@ DECISIONS = (
 
 
 def task_list() -> QuerySet[Task]:
-    return Task.objects.all()
+    """Tasks without their documents (a list shows columns only; a document can be large)."""
+    return Task.objects.defer("document")
 
 
 def task_get(task_id: str) -> Task:
@@ -47,7 +48,8 @@ def task_audit(task_id: str, *, limit: int = AUDIT_LIMIT) -> list[AuditEntry]:
 
 
 def message_list() -> QuerySet[Message]:
-    return Message.objects.all()
+    """Messages without their envelopes (the list shows the payload beside the columns)."""
+    return Message.objects.defer("envelope")
 
 
 def audit_list() -> QuerySet[AuditEntry]:

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from ssot import events
+from ssot import events, metrics
 from ssot.errors import Conflict, SsotUnavailable
 from ssot.locking import mirror_lock, write_lock
 from ssot.mirror import FileUpdate, Mirror
@@ -185,10 +185,12 @@ def _commit(store: Store, build: Callable[[HeadView], Draft | None], *, author: 
                 parent=head, writes=writes, deletes=draft.deletes, message=draft.message, author=author
             )
         except StoreConflict:
+            metrics.SSOT_WRITE_CONFLICTS.inc()
             time.sleep(random.uniform(0, 0.02 * (attempt + 1)))
             continue
         except StoreError as exc:
             raise SsotUnavailable(f"SSOT unavailable: {exc}") from exc
+        metrics.SSOT_COMMITS.inc()
         files = [
             FileUpdate(path=path, kind=kind, sha=git_blob_sha(data), raw=data)
             for path, data in writes.items()
@@ -197,6 +199,7 @@ def _commit(store: Store, build: Callable[[HeadView], Draft | None], *, author: 
         return Committed(
             head=new_head, parent=head, files=files, deletes=list(draft.deletes), audit_lines=audit_lines
         )
+    metrics.SSOT_WRITES_REFUSED.inc()
     raise Conflict("The SSOT kept changing while this change was being written; try again.")
 
 

@@ -76,10 +76,11 @@ def test_setup_schedules_registers_every_schedule_once(settings):
         ("agentos: audit flush", "monitoring.tasks.audit_flush", "I", 2),
         ("agentos: heartbeat check", "monitoring.tasks.heartbeat_check", "I", 1),
         ("agentos: notifications", "monitoring.tasks.notifications_send", "I", 1),
+        ("agentos: prune", "monitoring.tasks.prune", "I", 1440),
         ("agentos: webhook retries", "monitoring.tasks.webhook_retries", "I", 1),
     ]
-    assert first.count("created: ") == 5
-    assert second.count("unchanged: ") == 5
+    assert first.count("created: ") == 6
+    assert second.count("unchanged: ") == 6
     assert "notifications every 1 min (every 30 s, rounded up)" in second
 
 
@@ -93,7 +94,7 @@ def test_setup_schedules_follows_the_settings(settings):
     after = Schedule.objects.get(name="agentos: heartbeat check")
     assert "updated: agentos: heartbeat check every 3 min (every 150 s, rounded up)" in output
     assert (after.pk, after.minutes, after.next_run) == (before.pk, 3, before.next_run)
-    assert Schedule.objects.count() == 5
+    assert Schedule.objects.count() == 6
 
 
 def test_the_poll_task_syncs_and_reports_a_failure_without_raising(store, ssot_path):

@@ -11,6 +11,8 @@ from ssot.api.parsers import BadRequest
 from ssot.models import AuditEntry, Message, RiskLevel, Task
 
 UNACKED = (Message.AckState.PENDING, Message.AckState.OVERDUE)
+# A filter value longer than its column could never match: refused (400) rather than sent to the database.
+ID_LENGTH = 128
 
 
 class FilterBackend(filters.DjangoFilterBackend):
@@ -31,11 +33,13 @@ class FilterBackend(filters.DjangoFilterBackend):
 
 
 class TaskFilter(filters.FilterSet):
-    status = filters.CharFilter()
+    status = filters.CharFilter(max_length=64)
     risk_level = filters.ChoiceFilter(choices=RiskLevel.choices)
-    branch = filters.CharFilter()
-    ci_state = filters.CharFilter()
-    search = filters.CharFilter(method="filter_search", help_text="Part of the task id, title or branch.")
+    branch = filters.CharFilter(max_length=255)
+    ci_state = filters.CharFilter(max_length=16)
+    search = filters.CharFilter(
+        method="filter_search", max_length=500, help_text="Part of the task id, title or branch."
+    )
 
     class Meta:
         model = Task
@@ -48,11 +52,11 @@ class TaskFilter(filters.FilterSet):
 
 
 class MessageFilter(filters.FilterSet):
-    task_id = filters.CharFilter()
-    type = filters.CharFilter()
+    task_id = filters.CharFilter(max_length=ID_LENGTH)
+    type = filters.CharFilter(max_length=32)
     # `from` and `to` are Python keywords: the class namespace takes them as strings.
-    locals()["from"] = filters.CharFilter(field_name="sender", help_text="The sender.")
-    locals()["to"] = filters.CharFilter(field_name="recipient", help_text="The addressee.")
+    locals()["from"] = filters.CharFilter(field_name="sender", max_length=32, help_text="The sender.")
+    locals()["to"] = filters.CharFilter(field_name="recipient", max_length=32, help_text="The addressee.")
     unacked = filters.ChoiceFilter(
         choices=[("true", "true"), ("false", "false")],
         method="filter_unacked",
@@ -71,10 +75,10 @@ class MessageFilter(filters.FilterSet):
 
 
 class AuditFilter(filters.FilterSet):
-    task_id = filters.CharFilter()
-    msg_id = filters.CharFilter()
-    actor = filters.CharFilter()
-    action = filters.CharFilter()
+    task_id = filters.CharFilter(max_length=ID_LENGTH)
+    msg_id = filters.CharFilter(max_length=ID_LENGTH)
+    actor = filters.CharFilter(max_length=150)
+    action = filters.CharFilter(max_length=64)
 
     class Meta:
         model = AuditEntry

@@ -33,8 +33,13 @@ RECHECK_SEC = 5.0
 POLL_SEC = 0.25
 
 
-def _error(detail: str, code: str, status: int, **headers: str) -> JsonResponse:
-    response = JsonResponse({"detail": detail, "code": code}, status=status)
+def _error(
+    detail: str, code: str, status: int, errors: list[dict[str, str]] | None = None, **headers: str
+) -> JsonResponse:
+    body: dict[str, Any] = {"detail": detail, "code": code}
+    if errors:
+        body["errors"] = errors
+    response = JsonResponse(body, status=status)
     for name, value in headers.items():
         response[name] = value
     return response
@@ -178,7 +183,12 @@ async def task_decision(request: HttpRequest, task_id: str) -> JsonResponse:
         return refused
     wait = parse_wait(request.GET.get("wait"))
     if wait is None:
-        return _error(f"wait must be a number of seconds from 0 to {MAX_WAIT}.", "bad_request", 400)
+        return _error(
+            f"wait must be a number of seconds from 0 to {MAX_WAIT}.",
+            "bad_request",
+            400,
+            [{"path": "wait", "message": f"Must be a number of seconds from 0 to {MAX_WAIT}."}],
+        )
     if not amp.is_safe_id(task_id):
         return _error(f"No task {task_id[:80]!r}.", "not_found", 404)
     started = asyncio.get_running_loop().time()

@@ -1,7 +1,9 @@
-"""OpenAPI additions drf-spectacular cannot see: the decision long-poll is an async Django view, not DRF's.
+"""OpenAPI additions drf-spectacular cannot see, as postprocessing hooks (SPECTACULAR_SETTINGS):
 
-`add_decision_longpoll` is a postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]); the
-answer it documents is what `ssot.api.longpoll.task_decision` returns (a test holds the two together).
+- `add_decision_longpoll`: the decision long-poll is an async Django view, not DRF's; the answer it
+  documents is what `ssot.api.longpoll.task_decision` returns (a test holds the two together);
+- `add_common_answers`: the answers every operation can give whatever its view, from the layers around
+  it: 401 (authentication), 429 (DRF's throttle), 503 (a database outage), and 413/415 for a body.
 """
 
 from __future__ import annotations
@@ -95,4 +97,51 @@ def add_decision_longpoll(
     security = [{name: []} for name in ("jwtAuth", "cookieAuth") if name in schemes]
     result["paths"][PATH] = {"get": _operation(security)}
     result["paths"] = dict(sorted(result["paths"].items()))
+    return result
+
+
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+UNAUTHENTICATED = "No credentials, or an invalid or expired token."
+THROTTLED = "Too many requests from this user (`API_USER_RATE`) or address; wait `Retry-After` seconds."
+DATABASE = "The database is unavailable (`database_unavailable`); try again after `Retry-After` seconds."
+# Operations outside DRF's throttle, and those that read no row.
+UNTHROTTLED = {(PATH, "get")}
+NO_DATABASE = {("/api/amp/schema.json", "get")}
+
+
+def _add(responses: dict[str, Any], code: str, description: str, *, retry_after: bool = False) -> None:
+    answer = responses.get(code)
+    if answer is None:
+        answer = responses[code] = _error(description)
+    elif description not in answer["description"]:
+        answer["description"] = f"{answer['description']} Or: {description[:1].lower()}{description[1:]}"
+    if retry_after:
+        answer.setdefault("headers", {}).update(RETRY_AFTER)
+
+
+def add_common_answers(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Add to every operation the answers the layers around its view give (see the module's docstring)."""
+    for path, item in result["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            if operation.get("security"):
+                _add(responses, "401", UNAUTHENTICATED)
+            if (path, method) not in UNTHROTTLED:
+                _add(responses, "429", THROTTLED, retry_after=True)
+            if (path, method) not in NO_DATABASE:
+                _add(responses, "503", DATABASE, retry_after=True)
+            if "requestBody" in operation:
+                _add(
+                    responses,
+                    "400",
+                    "A malformed body: not JSON, not an object, or a field of the wrong type.",
+                )
+                _add(responses, "413", "The body is larger than the server accepts.")
+                _add(responses, "415", "The body is not `application/json`.")
+            operation["responses"] = dict(sorted(responses.items()))
     return result

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 import amp
+from ssot.bounded import renderable
 from ssot.models import AuditEntry, Message, Task
 from ssot.selectors import task_timeline
 from ssot.services import MAX_REASON, MAX_STATUS
 
 SHA_PATTERN = r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$"
+REQUIRED_REASON_HELP = (
+    f"Why (required: a missing or blank reason is a 422 `reason_required`; at most {MAX_REASON} characters)."
+)
 
 
 def _renamed(fields: dict[str, serializers.Field], names: dict[str, str]) -> dict[str, serializers.Field]:
@@ -36,6 +42,30 @@ class ErrorSerializer(serializers.Serializer):
     errors = ViolationSerializer(many=True, required=False)
 
 
+# -- what agents wrote --------------------------------------------------------------------------------
+
+
+class RenderedJSON(serializers.Field):
+    """A JSON value an agent or a peer wrote, as strict JSON can carry it (ssot/bounded.py): read-only."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> Any:
+        return renderable(value)
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class RenderedObject(RenderedJSON):
+    pass
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class RenderedStrings(RenderedJSON):
+    pass
+
+
 # -- tasks -------------------------------------------------------------------------------------------
 
 
@@ -48,9 +78,8 @@ class PullRequestSerializer(serializers.Serializer):
 
 class TaskSerializer(serializers.ModelSerializer):
     pr = serializers.SerializerMethodField()
-    ci_status = serializers.DictField(
-        child=serializers.DictField(),
-        help_text="CI checks of the task's branch: {check: {state, conclusion, url, at, source}}.",
+    ci_status = RenderedObject(
+        help_text="CI checks of the task's branch: {check: {state, conclusion, url, at, source}}."
     )
 
     class Meta:
@@ -107,9 +136,9 @@ class MessageSerializer(serializers.ModelSerializer):
 
     def build_field(self, field_name: str, info: Any, model_class: Any, nested_depth: int) -> Any:
         if field_name == "context_ref":
-            return serializers.ListField, {"child": serializers.CharField(), "read_only": True}
+            return RenderedStrings, {}
         if field_name == "payload":
-            return serializers.DictField, {"read_only": True}
+            return RenderedObject, {}
         return super().build_field(field_name, info, model_class, nested_depth)
 
     def get_fields(self) -> dict[str, serializers.Field]:
@@ -117,6 +146,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class TaskDetailSerializer(TaskSerializer):
+    document = RenderedObject(help_text="The task file as it stands in the SSOT.")
     messages = serializers.SerializerMethodField(help_text="The task's AMP messages, oldest first.")
 
     class Meta(TaskSerializer.Meta):
@@ -126,6 +156,20 @@ class TaskDetailSerializer(TaskSerializer):
     @extend_schema_field(MessageSerializer(many=True))
     def get_messages(self, task: Task) -> list[dict[str, Any]]:
         return MessageSerializer(task_timeline(task.task_id), many=True).data
+
+
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": MAX_REASON, "pattern": r"\S"})
+class RequiredReason(serializers.CharField):
+    """A reason the schema calls required; a missing, null or blank one still reaches the service, whose
+    answer is the one SPEC section 7 gives: 422 `reason_required` (a 400 would say the body is malformed)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=True, trim_whitespace=True, **kwargs)
+
+    def run_validation(self, data: Any = empty) -> Any:
+        if data is empty or data is None or (isinstance(data, str) and not data.strip()):
+            return ""
+        return super().run_validation(data)
 
 
 class DecisionRequestSerializer(serializers.Serializer):
@@ -152,9 +196,13 @@ class ApproveRequestSerializer(DecisionRequestSerializer):
 class RejectRequestSerializer(DecisionRequestSerializer):
     """Reject: the reason is required (422 `reason_required` without one)."""
 
+    reason = RequiredReason(help_text=REQUIRED_REASON_HELP)
+
 
 class OverrideRequestSerializer(DecisionRequestSerializer):
-    """Override: the reason is required; `status` defaults to "override"."""
+    """Override: the reason is required (422 `reason_required` without one); `status` defaults to override."""
+
+    reason = RequiredReason(help_text=REQUIRED_REASON_HELP)
 
     status = serializers.CharField(
         required=False,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from ssot.api import views
 from ssot.api.longpoll import task_decision
@@ -17,8 +16,8 @@ router.register("messages", views.MessageViewSet, basename="message")
 router.register("audit", views.AuditViewSet, basename="audit")
 
 urlpatterns = [
-    re_path(r"^token/?$", TokenObtainPairView.as_view(), name="token_obtain_pair"),
-    re_path(r"^token/refresh/?$", TokenRefreshView.as_view(), name="token_refresh"),
+    re_path(r"^token/?$", views.TokenObtainView.as_view(), name="token_obtain_pair"),
+    re_path(r"^token/refresh/?$", views.TokenRefreshView.as_view(), name="token_refresh"),
     re_path(rf"^tasks/(?P<task_id>{views.ID_REGEX})/decision/?$", task_decision, name="task-decision"),
     re_path(r"^sync/?$", views.SyncView.as_view(), name="sync"),
     re_path(r"^amp/schema\.json$", views.AmpSchemaView.as_view(), name="amp-schema"),

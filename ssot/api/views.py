@@ -18,6 +18,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.views import TokenObtainPairView
+from rest_framework_simplejwt.views import TokenRefreshView as SimpleJWTTokenRefreshView
 
 import amp
 from ssot import selectors, services
@@ -321,6 +324,37 @@ class SyncView(ApiView):
     def post(self, request: Request) -> Response:
         body = validated(SyncRequestSerializer, request.data)
         return Response(sync(full=body["full"]).as_dict())
+
+
+# -- tokens ------------------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    post=extend_schema(
+        summary="An access and a refresh token for a username and password",
+        responses={
+            200: TokenObtainPairSerializer,
+            400: error("`username` or `password` missing, or not strings."),
+            401: error("No active account with these credentials (`no_active_account`)."),
+        },
+    )
+)
+class TokenObtainView(TokenObtainPairView):
+    pass
+
+
+@extend_schema_view(
+    post=extend_schema(
+        summary="A new access token for a refresh token",
+        responses={
+            200: TokenRefreshSerializer,
+            400: error("`refresh` missing, or not a string."),
+            401: error("The refresh token is invalid or expired (`token_not_valid`)."),
+        },
+    )
+)
+class TokenRefreshView(SimpleJWTTokenRefreshView):
+    pass
 
 
 @functools.cache

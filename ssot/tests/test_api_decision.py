@@ -122,11 +122,13 @@ def test_a_user_neither_staff_nor_agent_is_a_403(bearer):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("wait", ["-1", "91", "abc", "nan", "inf", "1e400", "0x10"])
-def test_a_bad_wait_is_a_400(bearer, client, wait):
+@pytest.mark.parametrize("wait", ["-1", "91", "abc", "nan", "inf", "1e400", "0x10", "9" * 5000, "%00"])
+def test_a_bad_wait_is_a_400_naming_it(bearer, client, wait):
     response = client.get(f"/api/tasks/T-1/decision/?wait={wait}", headers=bearer)
     assert response.status_code == 400
-    assert response.json()["detail"] == "wait must be a number of seconds from 0 to 90."
+    body = response.json()
+    assert body["detail"] == "wait must be a number of seconds from 0 to 90."
+    assert body["errors"] == [{"path": "wait", "message": "Must be a number of seconds from 0 to 90."}]
 
 
 @pytest.mark.django_db

@@ -12,31 +12,34 @@ from django.contrib.staticfiles import finders
 from django.core.management import call_command
 
 from ssot.tests.api_support import awaiting, jwt_client, make_user, put_tasks, use_test_settings
+from ssot.tests.factories import EscalationFactory
 
 pytestmark = pytest.mark.django_db
 
+# What every operation answers: its own codes, and those of the layers around it (authentication 401,
+# DRF's throttle 429, a database outage 503, a body's 400/413/415).
 ENDPOINTS = {
-    ("/api/tasks/", "get"): {200, 400, 401, 403},
-    ("/api/tasks/{task_id}/", "get"): {200, 401, 403, 404},
-    ("/api/tasks/{task_id}/approve/", "post"): {200, 400, 401, 403, 404, 409, 422, 503},
-    ("/api/tasks/{task_id}/reject/", "post"): {200, 400, 401, 403, 404, 409, 422, 503},
-    ("/api/tasks/{task_id}/override/", "post"): {200, 400, 401, 403, 404, 409, 422, 503},
-    ("/api/tasks/{task_id}/decision/", "get"): {200, 400, 401, 403, 404},
-    ("/api/messages/", "get"): {200, 400, 401, 403},
-    ("/api/messages/", "post"): {200, 201, 400, 401, 403, 409, 422, 503},
-    ("/api/messages/{msg_id}/ack/", "post"): {200, 401, 403, 404, 409, 503},
-    ("/api/agents/", "get"): {200, 400, 401, 403},
-    ("/api/agents/{name}/heartbeat/", "post"): {200, 401, 403, 503},
-    ("/api/health/", "get"): {200, 401, 403},
-    ("/api/escalations/", "get"): {200, 400, 401, 403},
-    ("/api/escalations/{id}/acknowledge/", "post"): {200, 401, 403, 404, 409, 503},
-    ("/api/escalations/{id}/resolve/", "post"): {200, 400, 401, 403, 404, 409, 422, 503},
-    ("/api/audit/", "get"): {200, 400, 401, 403},
-    ("/api/sync/", "get"): {200, 401, 403},
-    ("/api/sync/", "post"): {200, 400, 401, 403, 503},
-    ("/api/amp/schema.json", "get"): {200},
-    ("/api/token/", "post"): {200},
-    ("/api/token/refresh/", "post"): {200},
+    ("/api/tasks/", "get"): {200, 400, 401, 403, 429, 503},
+    ("/api/tasks/{task_id}/", "get"): {200, 401, 403, 404, 429, 503},
+    ("/api/tasks/{task_id}/approve/", "post"): {200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503},
+    ("/api/tasks/{task_id}/reject/", "post"): {200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503},
+    ("/api/tasks/{task_id}/override/", "post"): {200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503},
+    ("/api/tasks/{task_id}/decision/", "get"): {200, 400, 401, 403, 404, 503},
+    ("/api/messages/", "get"): {200, 400, 401, 403, 429, 503},
+    ("/api/messages/", "post"): {200, 201, 400, 401, 403, 409, 413, 415, 422, 429, 503},
+    ("/api/messages/{msg_id}/ack/", "post"): {200, 401, 403, 404, 409, 429, 503},
+    ("/api/agents/", "get"): {200, 400, 401, 403, 429, 503},
+    ("/api/agents/{name}/heartbeat/", "post"): {200, 401, 403, 429, 503},
+    ("/api/health/", "get"): {200, 401, 403, 429, 503},
+    ("/api/escalations/", "get"): {200, 400, 401, 403, 429, 503},
+    ("/api/escalations/{id}/acknowledge/", "post"): {200, 401, 403, 404, 409, 429, 503},
+    ("/api/escalations/{id}/resolve/", "post"): {200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503},
+    ("/api/audit/", "get"): {200, 400, 401, 403, 429, 503},
+    ("/api/sync/", "get"): {200, 401, 403, 429, 503},
+    ("/api/sync/", "post"): {200, 400, 401, 403, 413, 415, 429, 503},
+    ("/api/amp/schema.json", "get"): {200, 429},
+    ("/api/token/", "post"): {200, 400, 401, 413, 415, 429, 503},
+    ("/api/token/refresh/", "post"): {200, 400, 401, 413, 415, 429, 503},
 }
 
 
@@ -56,7 +59,7 @@ def test_the_schema_generates_and_validates_with_no_warning(schema):
 def test_every_endpoint_documents_its_answers(schema, path, method):
     operation = schema["paths"][path][method]
     documented = {int(code) for code in operation["responses"]}
-    assert ENDPOINTS[(path, method)] <= documented
+    assert documented == ENDPOINTS[(path, method)]
     for code in documented - {200, 201}:
         content = operation["responses"][str(code)]["content"]["application/json"]["schema"]
         assert content == {"$ref": "#/components/schemas/Error"}
@@ -88,6 +91,61 @@ def test_the_decision_long_poll_is_documented_as_it_answers(schema, store, setti
         if p["name"] == "wait"
     )
     assert wait["schema"]["maximum"] == 90
+
+
+@pytest.mark.parametrize(("path", "method"), sorted(ENDPOINTS))
+def test_throttled_and_unavailable_answers_say_when_to_come_back(schema, path, method):
+    responses = schema["paths"][path][method]["responses"]
+    for code in {"429", "503"} & set(responses):
+        assert "Retry-After" in responses[code]["headers"]
+
+
+def test_the_health_map_is_documented_as_a_map(schema, store, settings):
+    use_test_settings(settings)
+    documented = schema["paths"]["/api/health/"]["get"]["responses"]["200"]["content"]["application/json"]
+    entry = documented["schema"]["additionalProperties"]
+    answer = jwt_client(make_user("staff")).get("/api/health").json()
+    assert set(answer) >= {"coordinator", "executor", "reviewer"}
+    for name, health in answer.items():
+        assert set(health) == set(entry["properties"]) == set(entry["required"])
+        assert health["name"] == name
+
+
+@pytest.mark.parametrize(
+    ("path", "component"),
+    [
+        ("/api/tasks/T-1/reject/", "RejectRequestRequest"),
+        ("/api/tasks/T-1/override/", "OverrideRequestRequest"),
+        ("/api/escalations/{id}/resolve/", "ResolveRequestRequest"),
+    ],
+)
+@pytest.mark.parametrize("body", [{}, {"reason": None}, {"reason": "  "}])
+def test_a_reason_the_schema_requires_is_a_422_when_missing(schema, store, settings, path, component, body):
+    use_test_settings(settings)
+    put_tasks(store, awaiting("T-1"))
+    escalation = EscalationFactory()
+    documented = schema["components"]["schemas"][component]
+    assert "reason" in documented["required"]
+    assert documented["properties"]["reason"]["minLength"] == 1
+    response = jwt_client(make_user("operator")).post(
+        path.replace("{id}", str(escalation.pk)), body, format="json"
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "reason_required"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({}, 400, "bad_request"),
+        ({"username": "nobody", "password": "wrong"}, 401, "no_active_account"),
+    ],
+)
+def test_token_errors_have_the_documented_shape(schema, body, status, code):
+    response = jwt_client(None).post("/api/token/", body, format="json")
+    assert response.status_code == status
+    assert response.json()["code"] == code
+    assert str(status) in schema["paths"]["/api/token/"]["post"]["responses"]
 
 
 def test_the_schema_is_served(client):

@@ -18,6 +18,8 @@ from django_q.models import Schedule
 from monitoring.services import schedule_minutes
 
 PREFIX = "agentos:"
+# Once a day: what it deletes is a month old.
+PRUNE_SEC = 24 * 3600
 HEARTBEAT = "monitoring.tasks.heartbeat_check"
 
 
@@ -40,11 +42,12 @@ def plans() -> list[Plan]:
         Plan(f"{PREFIX} audit flush", "monitoring.tasks.audit_flush", settings.AUDIT_FLUSH_SEC),
         Plan(f"{PREFIX} webhook retries", "monitoring.tasks.webhook_retries", 60),
         Plan(f"{PREFIX} notifications", "monitoring.tasks.notifications_send", 30),
+        Plan(f"{PREFIX} prune", "monitoring.tasks.prune", PRUNE_SEC),
     ]
 
 
 class Command(BaseCommand):
-    help = "Register the django-q2 schedules (heartbeat + ACK scan, SSOT poll, audit flush, retries)."
+    help = "Register the django-q2 schedules (heartbeat + ACK scan, SSOT poll, audit flush, retries, prune)."
 
     def handle(self, *args, **options):
         for plan in plans():
