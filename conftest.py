@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ssot.stores.factory import reset_store
+from ssot.testing import browser
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,6 +34,15 @@ def _fresh_local_cache(settings) -> None:
 
     if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
         cache.clear()
+
+
+@pytest.fixture
+def chromium() -> dict:
+    """Playwright's launch options for Debian's chromium; without it the test fails saying what to run."""
+    problem = browser.chromium_missing()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    return browser.launch_options()
 
 
 @pytest.fixture
