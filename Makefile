@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # The browser tests drive Debian's chromium (ssot/testing/browser.py names the same path).
 CHROMIUM := /usr/bin/chromium
+# Where `make run` serves (PORT=9000 make run to change it).
+PORT ?= 8000
 
 .PHONY: run test install chromium lint clean
 
@@ -27,10 +29,12 @@ chromium:
 		echo "The browser tests need Debian's chromium: run 'sudo apt-get install -y chromium'"; \
 	fi
 
+# The Procfile's web and worker under honcho, the venv's programs first on PATH; Ctrl-C stops both.
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap
-	$(PY) manage.py serve
+	@echo "== http://127.0.0.1:$(PORT)/admin/ and /dashboard/ (daphne and the worker under honcho; Ctrl-C stops both)"
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m honcho start --port $(PORT)
 
 test: install chromium
 	$(PY) -m ruff check .
