@@ -1,16 +1,11 @@
-"""`python -m agentos_site.worker`: django-q2's `qcluster` under a supervisor that signals a process group.
+"""`python -m agentos_site.worker`: django-q2's `qcluster` for a supervisor that signals a process group.
 
-honcho (like foreman) stops a Procfile process by sending SIGTERM to its process group. django-q2 1.11's
-cluster does not survive that: its sentinel and workers die of the SIGTERM, and the main process, told to
-stop by the same signal, waits forever for the dead sentinel to wake up (measured: `Q Cluster ... stopping.`
-and nothing more, until honcho kills everything 5 s later). A Ctrl-C in a terminal is what it is built for:
-SIGINT to the main process, which its children ignore, and the main stops them in order. So qcluster runs in
-a process group of its own, and a SIGTERM, SIGINT or SIGHUP here becomes a SIGINT there. If this process is
-killed, the cluster gets the same SIGINT from the kernel (PR_SET_PDEATHSIG), so it never outlives it.
+qcluster runs in a process group of its own; SIGTERM, SIGINT or SIGHUP here becomes a SIGINT there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -22,6 +17,11 @@ from types import FrameType
 MANAGE = Path(__file__).resolve().parent.parent / "manage.py"
 PR_SET_PDEATHSIG = 1
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+# Why (docs/design.md, "Running it"): django-q2 1.11's cluster hangs forever when its whole group gets
+# SIGTERM, as honcho sends it; it stops in order on a Ctrl-C (SIGINT to its main process, which its
+# children ignore). If this process is killed, the kernel sends the cluster that SIGINT itself.
 
 
 def _stop_with_parent(parent: int) -> None:
@@ -42,7 +42,8 @@ def main(argv: list[str]) -> int:
     )
 
     def relay(signum: int, frame: FrameType | None) -> None:
-        os.killpg(cluster.pid, signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):  # the cluster has exited already
+            os.killpg(cluster.pid, signal.SIGINT)
 
     for stop in STOP_SIGNALS:
         signal.signal(stop, relay)
