@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# The browser tests drive Debian's chromium (ssot/testing/browser.py names the same path).
+CHROMIUM := /usr/bin/chromium
+# Where `make run` serves (PORT=9000 make run to change it).
+PORT ?= 8000
 
-.PHONY: run test install lint clean
+.PHONY: run test install chromium lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,12 +19,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Installed through apt when missing and run as root; otherwise the command is said, and the browser
+# tests fail saying it again.
+chromium:
+	@test -x $(CHROMIUM) || if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "== installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "The browser tests need Debian's chromium: run 'sudo apt-get install -y chromium'"; \
+	fi
+
+# The Procfile's web and worker under honcho, the venv's programs first on PATH; Ctrl-C stops both.
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap
-	$(PY) manage.py serve
+	@echo "== http://127.0.0.1:$(PORT)/admin/ and /dashboard/ (daphne and the worker under honcho; Ctrl-C stops both)"
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m honcho start --port $(PORT)
 
-test: install
+test: install chromium
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check --quiet .
 	$(PY) -m amp.jsonschema --check

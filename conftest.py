@@ -11,6 +11,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from ssot.stores.factory import reset_store
+from ssot.testing import browser
 
 # Property-based tests run the same examples on every run (CI determinism), a bounded number of them,
 # with no example database written to the checkout. HYPOTHESIS_PROFILE=explore searches further
@@ -57,6 +58,15 @@ def _fresh_local_cache(settings) -> None:
 
     if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
         cache.clear()
+
+
+@pytest.fixture
+def chromium() -> dict:
+    """Playwright's launch options for Debian's chromium; without it the test fails saying what to run."""
+    problem = browser.chromium_missing()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    return browser.launch_options()
 
 
 @pytest.fixture

@@ -92,7 +92,10 @@ DATABASES = {
 }
 SQLITE_POOL_SIZE = env.int("SQLITE_POOL_SIZE", default=8)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The test database goes in var/; the file itself may be named anywhere: both folders must exist.
     VAR_DIR.mkdir(parents=True, exist_ok=True)
+    if not str(DATABASES["default"]["NAME"]).startswith((":memory:", "file:")):
+        Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # Django's SQLite backend with a per-process pool of open connections (agentos_site/sqlite/base.py).
     DATABASES["default"]["ENGINE"] = "agentos_site.sqlite"
     # WAL and IMMEDIATE transactions let daphne, the worker and the tests' threads write without

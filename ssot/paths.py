@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from amp import is_safe_id
 from ssot.models import SsotFile
 
 _AUDIT_DAY = re.compile(r"^audit/\d{4}/\d{2}/\d{2}\.jsonl$")
@@ -64,7 +63,3 @@ def kind_of(path: str) -> str | None:
 def stem(path: str) -> str:
     """The id a file name carries: `tasks/T-1.json` -> `T-1`."""
     return path.rsplit("/", 1)[-1].removesuffix(".json")
-
-
-def safe_id(value: str) -> bool:
-    return is_safe_id(value)

@@ -29,8 +29,6 @@ from ssot.tests.factories import UserFactory
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 PASSWORD = "correct horse battery staple"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 LIVE_SEC = 20_000  # ms Playwright waits for something the server pushes
 
 
@@ -92,9 +90,9 @@ def stack(seeded, ssot_path: Path, tmp_path: Path, settings, monkeypatch) -> Ite
 
 
 @pytest.fixture
-def page() -> Iterator[Page]:
+def page(chromium) -> Iterator[Page]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(**chromium)
         try:
             yield browser.new_page()
         finally:

@@ -9,20 +9,17 @@ from ssot.models import Task
 from ssot.testing.content import read_json
 from ssot.tests.api_support import PASSWORD, awaiting, make_user, put_tasks, use_test_settings
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_an_approver_approves_a_task_with_a_reason_in_the_admin(live_server, store, settings):
+def test_an_approver_approves_a_task_with_a_reason_in_the_admin(live_server, store, settings, chromium):
     use_test_settings(settings)
     put_tasks(store, awaiting("T-42", title="Ship the login form"))
     approver = make_user("approver")
     task = Task.objects.get(task_id="T-42")
     # The ORM stays out of the Playwright block: its sync API runs an event loop in this thread.
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(**chromium)
         try:
             page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
             page.set_default_timeout(15_000)

@@ -30,6 +30,8 @@ def hook_secret_file() -> Path:
     first = settings.GITHUB_WEBHOOK_SECRETS[0]
     if generated.exists() and generated.read_text().strip().split(",")[0] == first:
         return generated
+    # Nothing else creates var/ when the database is PostgreSQL and every secret comes from the environment.
+    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
     path = settings.VAR_DIR / "hook_secret"
     path.touch(mode=0o600, exist_ok=True)
     path.write_text(first + "\n")
