@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
-# The browser tests drive Debian's chromium (ssot/testing/browser.py names the same path).
+# The browser tests drive Debian's chromium (testing/browser.py names the same path).
 CHROMIUM := /usr/bin/chromium
 # Where `make run` serves (PORT=9000 make run to change it).
 PORT ?= 8000

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from ssot.stores.factory import reset_store
-from ssot.testing import browser
+from testing import browser
 
 # Property-based tests run the same examples on every run (CI determinism), a bounded number of them,
 # with no example database written to the checkout. HYPOTHESIS_PROFILE=explore searches further
@@ -95,7 +95,7 @@ def store(ssot_path: Path):
 def any_store(request: pytest.FixtureRequest, tmp_path: Path, settings):
     """The configured store over a fresh SSOT: a local bare repository, or GitHub through its emulator."""
     from ssot.stores.factory import get_store
-    from ssot.testing.github_fixture import github_emulator
+    from testing.github_fixture import github_emulator
 
     if request.param == "local":
         request.getfixturevalue("ssot_path")

@@ -32,8 +32,9 @@ from prometheus_client.registry import Collector
 
 import ssot.metrics  # noqa: F401 (registers the write path's counters)
 from monitoring.models import Notification
-from ssot.models import Agent, Escalation, QuarantinedFile, SsotFile, SyncState, WebhookDelivery
+from ssot.models import Agent, Escalation, QuarantinedFile, SsotFile, SyncState
 from ssot.stores.factory import branch, get_store, repository_label
+from webhooks.models import WebhookDelivery
 
 log = logging.getLogger(__name__)
 

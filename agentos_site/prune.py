@@ -10,8 +10,9 @@
   newest PRUNE_TASK_FAILURES_KEEP failures (django-q2 keeps every failure).
 
 What mirrors the SSOT (tasks, messages, acks, audit lines, escalations, agents, the ledger and the
-quarantine) is never pruned here: the SSOT is the record, and the mirror is its copy. Rows are deleted
-a batch at a time, so that no statement holds SQLite's write lock (daphne's inserts wait on it) for long.
+quarantine) is never pruned here: the SSOT is the record, and the mirror is its copy. Each app prunes its
+own rows (webhooks.services, monitoring.notify), a batch at a time (core/batches.py); this module is the
+policy that wires them, with django-q2's records.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from django.utils import timezone
 from django_q.conf import Conf
 from django_q.models import Failure, Success
 
-from monitoring.models import Notification
-from ssot.models import WebhookDelivery
-
-BATCH = 1000
+from core.batches import delete_in_batches
+from monitoring.notify import notifications_prune
+from webhooks.services import deliveries_prune
 
 
 @dataclass(frozen=True)
@@ -42,14 +42,6 @@ class PruneReport:
         return asdict(self)
 
 
-def _delete(queryset: QuerySet) -> int:
-    """Delete what `queryset` selects, BATCH rows per statement; returns how many."""
-    deleted = 0
-    while pks := list(queryset.values_list("pk", flat=True)[:BATCH]):
-        deleted += queryset.model.objects.filter(pk__in=pks).delete()[0]
-    return deleted
-
-
 def _keep_newest(queryset: QuerySet, keep: int) -> int:
     """Delete all but the `keep` most recently stopped rows of `queryset` (django-q2's task records)."""
     if keep <= 0:
@@ -58,21 +50,7 @@ def _keep_newest(queryset: QuerySet, keep: int) -> int:
     if boundary is None:
         return 0
     stopped, pk = boundary
-    return _delete(queryset.filter(Q(stopped__lt=stopped) | Q(stopped=stopped, pk__lte=pk)))
-
-
-def _webhook_deliveries(before: datetime) -> int:
-    state = WebhookDelivery.State
-    finished = Q(state__in=[state.DONE, state.IGNORED], processed_at__lt=before)
-    given_up = Q(state=state.FAILED, next_attempt_at__isnull=True, received_at__lt=before)
-    return _delete(WebhookDelivery.objects.filter(finished | given_up))
-
-
-def _notifications(before: datetime) -> int:
-    state = Notification.State
-    sent = Q(state=state.SENT, sent_at__lt=before)
-    failed = Q(state=state.FAILED, created_at__lt=before)
-    return _delete(Notification.objects.filter(sent | failed))
+    return delete_in_batches(queryset.filter(Q(stopped__lt=stopped) | Q(stopped=stopped, pk__lte=pk)))
 
 
 def _task_successes() -> int:
@@ -91,8 +69,8 @@ def prune(*, now: datetime | None = None) -> PruneReport:
     """Delete the rows past their age or count (see the module's docstring); returns how many of each."""
     now = now or timezone.now()
     return PruneReport(
-        webhook_deliveries=_webhook_deliveries(now - timedelta(days=settings.PRUNE_WEBHOOKS_DAYS)),
-        notifications=_notifications(now - timedelta(days=settings.PRUNE_NOTIFICATIONS_DAYS)),
+        webhook_deliveries=deliveries_prune(before=now - timedelta(days=settings.PRUNE_WEBHOOKS_DAYS)),
+        notifications=notifications_prune(before=now - timedelta(days=settings.PRUNE_NOTIFICATIONS_DAYS)),
         task_successes=_task_successes(),
         task_failures=_keep_newest(Failure.objects.all(), settings.PRUNE_TASK_FAILURES_KEEP),
     )

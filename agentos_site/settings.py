@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django_q",
     "amp",
     "ssot",
+    "webhooks",
     "monitoring",
     "agentos_site",
 ]
@@ -58,7 +59,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # A view that meets a database outage answers 503 (JSON under /api/ and /webhooks/), not 500.
-    "agentos_site.api_errors.DatabaseOutageMiddleware",
+    "core.api_errors.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -283,11 +284,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # Pages of 50 rows by default, 500 at most (`?limit=`, `?offset=`; a bad value is a 400).
-    "DEFAULT_PAGINATION_CLASS": "ssot.api.pagination.BoundedLimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.BoundedLimitOffsetPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "agentos_site.api_errors.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["agentos_site.throttling.ApiUserRateThrottle"],
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.ApiUserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": API_USER_RATE},
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

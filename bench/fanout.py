@@ -44,7 +44,7 @@ async def connect_all(urls: list[str], clients: int) -> list:
 
 
 async def rounds(api: str, token: str, clients: list, count: int) -> tuple[list[float], ...]:
-    from monitoring.tests.servers import post_json
+    from testing.servers import post_json
 
     samples, decisions, requests = [], [], []
     for number in range(count):
@@ -82,10 +82,10 @@ async def rounds(api: str, token: str, clients: list, count: int) -> tuple[list[
 
 def run(config: str, clients: int, count: int, redis_url: str) -> dict:
     deploy = deployment("fanout", redis_url=redis_url if config == "redis" else None)
-    from monitoring.tests.live import dump, task_document
-    from monitoring.tests.servers import Daphne, start_all
     from ssot.stores.factory import get_store
     from ssot.sync import sync
+    from testing.live import dump, task_document
+    from testing.servers import Daphne, start_all
 
     store = get_store()
     writes = {f"tasks/{TASK_ID}.json": dump(task_document(TASK_ID, "in_progress"))}

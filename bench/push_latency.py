@@ -28,11 +28,11 @@ BROKER_POLL_SEC = 0.5
 
 
 def _poller(poll_sec: float) -> None:
-    """The poll path's stand-in for the scheduler: monitoring.tasks.ssot_poll every poll_sec seconds."""
+    """The poll path's stand-in for the scheduler: ssot.tasks.ssot_poll every poll_sec seconds."""
     import django
 
     django.setup()
-    from monitoring.tasks import ssot_poll
+    from ssot.tasks import ssot_poll
 
     while True:
         started = time.monotonic()
@@ -57,9 +57,9 @@ async def measure(
     """Push `pushes` changes, each after a random pause under `jitter` s (pushes fall anywhere in a poll)."""
     from websockets.asyncio.client import connect
 
-    from monitoring.tests.live import dump, task_document
     from ssot.management.commands.simulate_agents import GitClone
     from ssot.stores.base import git_blob_sha
+    from testing.live import dump, task_document
 
     clone = GitClone(deploy.ssot_path)
     path = clone.path / "tasks" / f"{TASK_ID}.json"
@@ -97,11 +97,11 @@ def main() -> None:
     parser.add_argument("--paths", default="hook,poll")
     args = parser.parse_args()
 
-    from ssot.testing.server import free_port
+    from testing.server import free_port
 
     port = free_port()
     deploy = deployment("push", redis_url=args.redis, hook_port=port)
-    from monitoring.tests.servers import Daphne, Process, Worker
+    from testing.servers import Daphne, Process, Worker
 
     env = server_environment(deploy, Q_WORKERS="1", LOG_LEVEL="WARNING")
     daphne, worker = Daphne(env, port=port), Worker(env)

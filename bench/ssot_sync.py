@@ -18,7 +18,7 @@ def _rss_mb() -> float:
 
 def _content(tasks: int, messages: int) -> dict[str, bytes]:
     from ssot.documents import dump_json
-    from ssot.testing.content import dispatch, task_doc
+    from testing.content import dispatch, task_doc
 
     files = {f"tasks/T-{n:05d}.json": dump_json(task_doc(f"T-{n:05d}", extra={"n": n})) for n in range(tasks)}
     for n in range(messages):
@@ -95,8 +95,8 @@ def github(tasks: int, changed: int) -> None:
     from ssot.documents import dump_json
     from ssot.stores.factory import reset_store
     from ssot.sync import sync
-    from ssot.testing.content import task_doc
-    from ssot.testing.github_fixture import github_emulator, github_store
+    from testing.content import task_doc
+    from testing.github_fixture import github_emulator, github_store
 
     call_command("flush", interactive=False, verbosity=0)
     with github_emulator(settings.VAR_DIR) as emulator:

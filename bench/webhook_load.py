@@ -51,7 +51,7 @@ def main() -> None:
     from django.conf import settings
 
     from ssot.stores.factory import get_store, webhook_repo_name
-    from ssot.testing.server import ControlPlane
+    from testing.server import ControlPlane
 
     broker = "Redis" if settings.REDIS_URL else "ORM"
     worker = "no worker" if args.no_worker else f"one qcluster ({settings.Q_CLUSTER['workers']} workers)"
@@ -138,8 +138,8 @@ async def _send_all(
 def run(
     port: int, rate: int, seconds: float, body: bytes, *, processed: bool = True, leaders: dict[str, int]
 ) -> None:
-    from ssot.models import WebhookDelivery
-    from ssot.webhooks.verify import github_signature
+    from webhooks.models import WebhookDelivery
+    from webhooks.verify import github_signature
 
     count = int(rate * seconds)
     signature = github_signature(body, SECRET)

@@ -21,8 +21,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from ssot.api.parsers import serializer_errors
-from ssot.errors import Invalid, ServiceError
+from core.errors import Invalid, ServiceError
+from core.parsers import serializer_errors
 
 log = logging.getLogger(__name__)
 

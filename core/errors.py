@@ -1,4 +1,4 @@
-"""The one error hierarchy of the services; agentos_site.api_errors turns it into HTTP answers."""
+"""The one error hierarchy of the services; core.api_errors turns it into HTTP answers."""
 
 from __future__ import annotations
 

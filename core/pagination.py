@@ -13,7 +13,7 @@ from django import forms
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 
-from ssot.api.parsers import BadRequest
+from core.parsers import BadRequest
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500

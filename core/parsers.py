@@ -10,7 +10,7 @@ from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
 import amp
-from ssot.errors import Invalid
+from core.errors import Invalid
 
 
 class BadRequest(Invalid):

@@ -8,10 +8,10 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from core.permissions import APPROVE
 from monitoring.models import Notification
 from ssot import services
 from ssot.admin import MirroredAdmin, action_form_response, is_staff, outcome_message, pretty_json
-from ssot.api.permissions import APPROVE
 from ssot.models import Agent, Escalation
 
 ESCALATION_ACTIONS = ("acknowledge_escalations", "resolve_escalations")

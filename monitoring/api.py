@@ -12,22 +12,23 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from monitoring import selectors
-from ssot import services
-from ssot.api import permissions
-from ssot.api.filters import ID_LENGTH
-from ssot.api.serializers import REQUIRED_REASON_HELP, RequiredReason
-from ssot.api.views import (
+from core import permissions
+from core.api import (
+    BAD_REQUEST,
     READ_ERRORS,
+    SSOT_UNAVAILABLE,
     UNAUTHENTICATED,
-    WRITE_ERRORS,
     ApiView,
     ApiViewSet,
     actor,
     error,
     validated,
 )
-from ssot.errors import Forbidden
+from core.errors import Forbidden
+from core.filters import ID_LENGTH
+from monitoring import selectors
+from ssot import services
+from ssot.api.serializers import REQUIRED_REASON_HELP, RequiredReason
 from ssot.models import Agent, Escalation
 
 # -- shapes ------------------------------------------------------------------------------------------
@@ -134,7 +135,7 @@ class AgentViewSet(mixins.ListModelMixin, ApiViewSet):
             200: HeartbeatResultSerializer,
             401: UNAUTHENTICATED,
             403: error("Not an agent, or another agent than the one named."),
-            503: WRITE_ERRORS[503],
+            503: SSOT_UNAVAILABLE,
         },
     )
     @action(detail=True, methods=["post"])
@@ -168,7 +169,7 @@ ESCALATION_ERRORS = {
     403: error("Without the permission ssot.approve_task."),
     404: error("No such escalation."),
     409: error("The escalation is not in a state that allows this (`wrong_state`)."),
-    503: WRITE_ERRORS[503],
+    503: SSOT_UNAVAILABLE,
 }
 
 
@@ -206,7 +207,7 @@ class EscalationViewSet(mixins.ListModelMixin, ApiViewSet):
         request=ResolveRequestSerializer,
         responses={
             200: EscalationSerializer,
-            400: WRITE_ERRORS[400],
+            400: BAD_REQUEST,
             422: error("A missing or too long reason."),
             **ESCALATION_ERRORS,
         },

@@ -10,14 +10,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import apprise
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
+from core.batches import delete_in_batches
 from monitoring.models import Notification
 
 log = logging.getLogger(__name__)
@@ -145,3 +146,11 @@ def notifications_send(*, limit: int = BATCH) -> SendReport:
             owned.update(next_attempt_at=done + _backoff(attempts), last_error="; ".join(errors))
             report.retrying += 1
     return report
+
+
+def notifications_prune(*, before: datetime) -> int:
+    """Delete notifications sent, or given up (failed, by creation), before `before`; pending ones stay."""
+    state = Notification.State
+    sent = Q(state=state.SENT, sent_at__lt=before)
+    failed = Q(state=state.FAILED, created_at__lt=before)
+    return delete_in_batches(Notification.objects.filter(sent | failed))

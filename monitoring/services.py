@@ -33,6 +33,7 @@ from django.db.models.functions import Substr
 from django.utils import timezone
 
 import amp
+from core.errors import Conflict, ServiceError, WrongState
 from monitoring import envelopes, events
 from monitoring.envelopes import (
     ACK_TIMEOUT,
@@ -50,7 +51,6 @@ from monitoring.envelopes import (
 from monitoring.models import Notification
 from ssot import events as ssot_events
 from ssot import services as ssot_services
-from ssot.errors import Conflict, ServiceError, WrongState
 from ssot.locking import exclusive
 from ssot.models import Ack, Agent, Escalation, Message, SyncState
 from ssot.paths import message_path

@@ -21,11 +21,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from core.bounded import renderable
+from core.errors import ServiceError, SsotUnavailable, StaleSha, WrongState
+from core.permissions import APPROVE, OVERRIDE
 from ssot import selectors, services
-from ssot.api.permissions import APPROVE, OVERRIDE
-from ssot.bounded import renderable
-from ssot.errors import ServiceError, SsotUnavailable, StaleSha, WrongState
-from ssot.models import Ack, AuditEntry, Message, QuarantinedFile, SyncState, Task, WebhookDelivery
+from ssot.models import Ack, AuditEntry, Message, QuarantinedFile, SyncState, Task
 
 RAW_DISPLAY_LIMIT = 100_000
 # Wrapped and scrollable, so that long documents stay readable on a phone.
@@ -46,7 +46,7 @@ def _cut(text: str) -> tuple[str, str]:
 
 
 def pretty_json(value: Any) -> str:
-    """A JSON value indented in a <pre>, escaped, bounded in depth and size (ssot/bounded.py)."""
+    """A JSON value indented in a <pre>, escaped, bounded in depth and size (core/bounded.py)."""
     text, suffix = _cut(json.dumps(renderable(value), indent=2, ensure_ascii=False))
     return format_html('<pre style="{}">{}{}</pre>', PRE_STYLE, text, suffix)
 
@@ -417,37 +417,6 @@ class QuarantinedFileAdmin(MirroredAdmin):
     @admin.display(description="Content (verbatim)")
     def raw_text(self, quarantined: QuarantinedFile) -> str:
         return pretty_bytes(quarantined.raw)
-
-
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(MirroredAdmin):
-    list_display = ["received_at", "source", "event", "action", "state", "attempts", "guid"]
-    list_filter = ["source", "state", "event"]
-    search_fields = ["guid", "event", "error"]
-    date_hierarchy = "received_at"
-    fields = [
-        "source",
-        "guid",
-        "event",
-        "action",
-        "state",
-        "attempts",
-        "next_attempt_at",
-        "received_at",
-        "processed_at",
-        "error",
-        "headers_json",
-        "body_text",
-    ]
-    readonly_fields = ["received_at", "headers_json", "body_text"]
-
-    @admin.display(description="Headers")
-    def headers_json(self, delivery: WebhookDelivery) -> str:
-        return pretty_json(delivery.headers)
-
-    @admin.display(description="Body")
-    def body_text(self, delivery: WebhookDelivery) -> str:
-        return pretty_bytes(delivery.body)
 
 
 @admin.register(SyncState)

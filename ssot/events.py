@@ -13,7 +13,7 @@ from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from ssot.bounded import renderable
+from core.bounded import renderable
 from ssot.models import Ack, AuditEntry, Escalation, Message, SyncState, Task
 
 log = logging.getLogger(__name__)

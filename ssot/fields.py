@@ -6,11 +6,11 @@ from typing import Any
 
 from django.db import models
 
-from ssot.bounded import load_bounded
+from core.bounded import load_bounded
 
 
 class MirroredJSONField(models.JSONField):
-    """A JSONField for what agents and peers wrote: a stored value always loads (ssot/bounded.py).
+    """A JSONField for what agents and peers wrote: a stored value always loads (core/bounded.py).
 
     Django's JSONField raises when Python's decoder refuses the stored text (nested deeper than the
     recursion limit allows, an integer past 4,300 digits), and one such row made every query that read

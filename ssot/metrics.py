@@ -2,7 +2,7 @@
 
 They count what this process did since it started: each daphne and qcluster process has its own, and
 Prometheus adds them up across the targets it scrapes (`sum(rate(...))`). What the database knows is
-read at scrape time instead (monitoring/metrics.py), the same from every process.
+read at scrape time instead (agentos_site/metrics.py), the same from every process.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 import amp
-from ssot.errors import NotFound
+from core.errors import NotFound
 from ssot.models import AuditEntry, Message, QuarantinedFile, SyncState, Task
 from ssot.stores.factory import branch, repository_label
 

@@ -17,9 +17,7 @@ from typing import Any
 from django.utils import timezone
 
 import amp
-from ssot import events
-from ssot.documents import FileInvalid, dump_json, parse_ack, parse_message, parse_task
-from ssot.errors import (
+from core.errors import (
     Conflict,
     Forbidden,
     Invalid,
@@ -28,11 +26,14 @@ from ssot.errors import (
     StaleSha,
     WrongState,
 )
+from ssot import events
+from ssot.audit import audit_line, audit_queue
+from ssot.documents import FileInvalid, dump_json, parse_ack, parse_message, parse_task
 from ssot.locking import flush_lock
 from ssot.models import AuditEntry, Escalation, Task
 from ssot.paths import ack_path, heartbeat_path, message_path, task_path
 from ssot.stores.base import git_blob_sha
-from ssot.writing import Committed, Draft, HeadView, audit_line, write
+from ssot.writing import Committed, Draft, HeadView, write
 
 log = logging.getLogger(__name__)
 
@@ -404,33 +405,6 @@ def escalation_resolve(*, escalation_id: int | str, actor: str, reason: str) -> 
 
 
 # -- the audit log --------------------------------------------------------------------------------------
-
-
-def audit_queue(
-    *,
-    actor: str,
-    action: str,
-    task_id: str = "",
-    msg_id: str = "",
-    detail: str = "",
-    extra: dict[str, Any] | None = None,
-) -> AuditEntry:
-    """Record an audit line with no state change of its own; `audit_flush` commits the queue in one go."""
-    when, raw = audit_line(
-        actor=actor, action=action, task_id=task_id, msg_id=msg_id, detail=detail, extra=extra
-    )
-    entry = AuditEntry.objects.create(
-        timestamp=when,
-        actor=actor[:150],
-        action=action[:64],
-        task_id=task_id[:128],
-        msg_id=msg_id[:128],
-        detail=detail,
-        raw=raw,
-        in_ssot=False,
-    )
-    events.broadcast_on_commit(events.audit(entry))
-    return entry
 
 
 def audit_flush(*, limit: int = 5000) -> int:

@@ -23,8 +23,9 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.errors import SsotUnavailable, SyncFailed
 from ssot import events
-from ssot.errors import SsotUnavailable, SyncFailed
+from ssot.audit import audit_queue
 from ssot.locking import mirror_lock
 from ssot.mirror import FileUpdate, Mirror, MirrorFailed, describe
 from ssot.models import SsotFile, SyncState
@@ -184,8 +185,6 @@ def _gitlink(path: str, sha: str, kind: str) -> FileUpdate:
 
 
 def _queue_quarantine_audit(mirror: Mirror) -> None:
-    from ssot.services import audit_queue
-
     for path, errors in mirror.quarantined:
         summary = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:5])
         audit_queue(

@@ -8,21 +8,18 @@ writers queue on the write lock, which also covers the mirror step.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.utils import timezone
 
+from core.errors import Conflict, SsotUnavailable
 from ssot import events, metrics
-from ssot.errors import Conflict, SsotUnavailable
 from ssot.locking import mirror_lock, write_lock
 from ssot.mirror import FileUpdate, Mirror
 from ssot.models import AuditEntry, SsotFile, SyncState
@@ -99,30 +96,6 @@ class Committed:
     files: list[FileUpdate]
     deletes: list[str]
     audit_lines: list[tuple[str, int]]
-
-
-def audit_line(
-    *,
-    actor: str,
-    action: str,
-    task_id: str = "",
-    msg_id: str = "",
-    detail: str = "",
-    extra: dict[str, Any] | None = None,
-    when: datetime | None = None,
-) -> tuple[datetime, str]:
-    """An audit line as the SSOT keeps it: (its time, its exact JSON text)."""
-    when = when or timezone.now()
-    line = {
-        "timestamp": when.isoformat(),
-        "actor": actor,
-        "action": action,
-        "task_id": task_id,
-        "msg_id": msg_id,
-        "detail": detail,
-        **(extra or {}),
-    }
-    return when, json.dumps(line, ensure_ascii=False)
 
 
 def _append(content: bytes, lines: list[str]) -> tuple[bytes, int]:

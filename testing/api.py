@@ -8,8 +8,8 @@ from rest_framework.test import APIClient
 
 from ssot.stores.base import Store
 from ssot.sync import sync
-from ssot.testing.content import commit, task_doc
-from ssot.tests.factories import UserFactory
+from testing.content import commit, task_doc
+from testing.factories import UserFactory
 
 PASSWORD = "correct horse battery staple"
 FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -9,8 +9,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from monitoring.models import Notification
 from ssot import models
 from ssot.stores.base import git_blob_sha
+from webhooks.models import WebhookDelivery
 
 
 def _blob(document: dict) -> str:
@@ -188,7 +190,7 @@ class AuditEntryFactory(factory.django.DjangoModelFactory):
 
 class WebhookDeliveryFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = models.WebhookDelivery
+        model = WebhookDelivery
 
     source = "github"
     guid = factory.Faker("uuid4")
@@ -230,3 +232,14 @@ class QuarantinedFileFactory(factory.django.DjangoModelFactory):
     errors = factory.LazyFunction(lambda: [{"path": "", "message": "not valid JSON"}])
     first_seen = factory.LazyFunction(timezone.now)
     last_seen = factory.LazyFunction(timezone.now)
+
+
+class NotificationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Notification
+
+    title = factory.Sequence(lambda n: f"[warning] ack_timeout: task_dispatch-T-{n:04d}-1760000000000")
+    body = "executor has not acknowledged task_dispatch T-0001 from coordinator."
+    escalation_msg_id = ""
+    state = Notification.State.PENDING
+    next_attempt_at = factory.LazyFunction(timezone.now)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ssot.stores.github import GitHubStore
-from ssot.testing.github_emulator import GitHubEmulator
+from testing.github_emulator import GitHubEmulator
 
 
 def _client(emulator: GitHubEmulator) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
+BASE_DIR = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SEC = 30
 STOP_TIMEOUT_SEC = 10
 
@@ -87,7 +87,7 @@ class ControlPlane:
             if any(process.poll() is not None for process in self.processes):
                 raise RuntimeError("the control plane exited while starting")
             try:
-                with urllib.request.urlopen(f"{self.url}/webhooks/github", timeout=1):  # noqa: S310 (http)
+                with urllib.request.urlopen(f"{self.url}/webhooks/github", timeout=1):
                     return
             except urllib.error.HTTPError:
                 return  # any HTTP answer (405 to a GET) means daphne serves

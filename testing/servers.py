@@ -20,7 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-from ssot.testing.server import database_url, free_port
+from testing.server import database_url, free_port
 
 BASE_DIR = Path(settings.BASE_DIR)
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"

@@ -8,9 +8,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ssot.webhooks.verify import SIGNATURE_HEADER, github_signature
+from webhooks.verify import SIGNATURE_HEADER, github_signature
 
-PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "webhook_payloads"
+PAYLOADS = Path(__file__).resolve().parent / "webhook_payloads"
 
 
 def payload(name: str) -> dict[str, Any]:

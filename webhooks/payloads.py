@@ -1,7 +1,7 @@
 """Reading GitHub and Xcode Cloud payloads: what a delivery says about a branch's CI or pull request.
 
 Pure functions over the decoded JSON (no database): the processing applies what they return through
-`ssot.webhooks.services`. Field names follow GitHub's "Webhook events and payloads" and Apple's
+`webhooks.services`. Field names follow GitHub's "Webhook events and payloads" and Apple's
 "Xcode Cloud webhook payload reference".
 """
 

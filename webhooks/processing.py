@@ -40,12 +40,12 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from ssot.models import WebhookDelivery
-from ssot.services import audit_queue
+from ssot.audit import audit_queue
 from ssot.stores.factory import branch, webhook_repo_name
 from ssot.sync import SyncReport, sync
-from ssot.webhooks import payloads
-from ssot.webhooks.services import task_ci_update, task_pr_update
+from webhooks import payloads
+from webhooks.models import WebhookDelivery
+from webhooks.services import task_ci_update, task_pr_update
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ LEASE_SEC = 300  # longer than the django-q2 task timeout (120 s)
 PENDING_GRACE_SEC = 60
 PUSH_BATCH = 200
 RETRY_BATCH = 200
-PROCESS_FUNCTION = "ssot.webhooks.processing.process_delivery"
+PROCESS_FUNCTION = "webhooks.processing.process_delivery"
 
 
 @dataclass(frozen=True)

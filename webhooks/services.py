@@ -1,4 +1,5 @@
-"""The write path of webhook-sourced task columns: CI status and pull request (never mirrored from the SSOT).
+"""The write path of webhook-sourced task columns: CI status and pull request (never mirrored from the SSOT);
+and the pruning of finished deliveries (agentos_site/prune.py runs it).
 
 These columns come from GitHub and Xcode Cloud, not from task files, so they are written here, in the
 ORM only; the sync never touches them. Each change queues an audit line for the batched flush (never a
@@ -8,12 +9,17 @@ an older delivery arriving late) writes nothing and sends nothing.
 
 from __future__ import annotations
 
-from django.db import transaction
+from datetime import datetime
 
+from django.db import transaction
+from django.db.models import Q
+
+from core.batches import delete_in_batches
 from ssot import events
+from ssot.audit import audit_queue
 from ssot.models import Task
-from ssot.services import audit_queue
-from ssot.webhooks.payloads import CheckUpdate, PrUpdate, ci_state, is_older
+from webhooks.models import WebhookDelivery
+from webhooks.payloads import CheckUpdate, PrUpdate, ci_state, is_older
 
 
 def task_ci_update(*, update: CheckUpdate, delivery: str = "") -> list[str]:
@@ -87,3 +93,12 @@ def task_pr_update(*, update: PrUpdate, delivery: str = "") -> list[str]:
             events.broadcast_on_commit(events.pr_update(task, action=update.action))
             changed.append(task.task_id)
     return changed
+
+
+def deliveries_prune(*, before: datetime) -> int:
+    """Delete deliveries finished before `before`: processed (done, ignored) or given up (failed, no retry
+    planned; by arrival, as they keep no processing time). Pending, processing and retrying ones stay."""
+    state = WebhookDelivery.State
+    finished = Q(state__in=[state.DONE, state.IGNORED], processed_at__lt=before)
+    given_up = Q(state=state.FAILED, next_attempt_at__isnull=True, received_at__lt=before)
+    return delete_in_batches(WebhookDelivery.objects.filter(finished | given_up))

@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from ssot.webhooks.views import GitHubWebhookView, XcodeWebhookView
+from webhooks.views import GitHubWebhookView, XcodeWebhookView
 
 urlpatterns = [
     re_path(r"^webhooks/github/?$", GitHubWebhookView.as_view(), name="webhook-github"),

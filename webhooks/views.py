@@ -2,7 +2,7 @@
 
 A view does the least it can: check the size before reading, verify the sender over the raw body,
 store the delivery (its GUID is unique: a redelivery is a 200 no-op, concurrent ones included), and
-answer. Processing happens after the response (`ssot.webhooks.processing`). Requests that fail
+answer. Processing happens after the response (`webhooks.processing`). Requests that fail
 verification are rate limited per source address; a verified one never is.
 """
 
@@ -19,10 +19,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentos_site.throttling import client_address, unverified_limiter
-from ssot.webhooks import payloads
-from ssot.webhooks.processing import delivery_refuse, delivery_store
-from ssot.webhooks.verify import SIGNATURE_HEADER, github_signature_valid, token_valid
+from core.throttling import client_address, unverified_limiter
+from webhooks import payloads
+from webhooks.processing import delivery_refuse, delivery_store
+from webhooks.verify import SIGNATURE_HEADER, github_signature_valid, token_valid
 
 log = logging.getLogger(__name__)
 

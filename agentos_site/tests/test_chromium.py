@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import sync_playwright
 
-from ssot.testing import browser
+from testing import browser
 
 
 def test_without_chromium_a_browser_test_fails_with_the_command_to_run(tmp_path, monkeypatch, request):

@@ -1,7 +1,7 @@
 """With the database gone, every API and webhook path answers 503 JSON with Retry-After (never a 500 page),
 says nothing about where the database is, and serves again as soon as it is back.
 
-The outage is real (ssot.testing.outage): PostgreSQL refuses connections and ends the open ones; SQLite
+The outage is real (testing.outage): PostgreSQL refuses connections and ends the open ones; SQLite
 is pointed at a path it cannot open.
 """
 
@@ -13,11 +13,11 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from ssot.testing.content import dispatch
-from ssot.testing.outage import database_down
-from ssot.testing.server import database_url
-from ssot.testing.webhooks import github_headers
-from ssot.tests.api_support import awaiting, jwt_client, make_user, put_tasks, token_for, use_test_settings
+from testing.api import awaiting, jwt_client, make_user, put_tasks, token_for, use_test_settings
+from testing.content import dispatch
+from testing.outage import database_down
+from testing.server import database_url
+from testing.webhooks import github_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -156,7 +156,7 @@ def test_the_outage_is_real_for_the_driver(tmp_path, store):
 @pytest.fixture
 def daphne_without_database(ssot_path, tmp_path):
     """daphne configured as this run, but with a database it cannot reach."""
-    from monitoring.tests.servers import Daphne, server_env
+    from testing.servers import Daphne, server_env
 
     settings_dict = connection.settings_dict
     if connection.vendor == "postgresql":
@@ -175,7 +175,7 @@ def daphne_without_database(ssot_path, tmp_path):
 def test_daphne_answers_503_json_on_api_and_webhook_paths_without_its_database(
     daphne_without_database, settings
 ):
-    from monitoring.tests.servers import post_json
+    from testing.servers import post_json
 
     use_test_settings(settings)
     token = token_for(make_user("staff").get_username())

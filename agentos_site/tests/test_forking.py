@@ -9,7 +9,7 @@ from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrappe
 from agentos_site import forking
 from agentos_site.sqlite import base as sqlite_backend
 from ssot.models import SyncState
-from ssot.testing.forks import in_forked_child
+from testing.forks import in_forked_child
 
 
 @pytest.mark.django_db(transaction=True)

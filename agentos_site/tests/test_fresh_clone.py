@@ -19,7 +19,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from ssot.stores.factory import reset_store
-from ssot.testing.server import database_url
+from testing.server import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {

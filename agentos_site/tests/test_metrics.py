@@ -9,21 +9,22 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.errors import Conflict
 from monitoring.models import Notification
-from monitoring.tests.factories import NotificationFactory
 from ssot import services
 from ssot.documents import dump_json
-from ssot.errors import Conflict
-from ssot.models import Agent, Escalation, WebhookDelivery
+from ssot.models import Agent, Escalation
 from ssot.sync import sync
-from ssot.testing.content import commit, task_doc
-from ssot.testing.outage import database_down
-from ssot.tests.factories import (
+from testing.content import commit, task_doc
+from testing.factories import (
     AgentFactory,
     EscalationFactory,
+    NotificationFactory,
     QuarantinedFileFactory,
     WebhookDeliveryFactory,
 )
+from testing.outage import database_down
+from webhooks.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -238,7 +239,7 @@ def test_openmetrics_is_served_to_whoever_asks_for_it(client, synced):
 def test_registering_the_collector_reads_nothing(django_assert_num_queries):
     from prometheus_client import CollectorRegistry
 
-    from monitoring.metrics import ControlPlaneCollector
+    from agentos_site.metrics import ControlPlaneCollector
 
     with django_assert_num_queries(0):
         CollectorRegistry(auto_describe=True).register(ControlPlaneCollector())

@@ -23,7 +23,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from ssot.testing.server import database_url, free_port
+from testing.server import database_url, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START_SEC = 60

@@ -13,29 +13,21 @@ from django_q.conf import Conf
 from django_q.models import Failure, Schedule, Success
 from django_q.models import Task as QTask
 
-from monitoring import tasks
+from agentos_site import tasks
+from agentos_site.prune import prune
 from monitoring.models import Notification
-from monitoring.prune import prune
-from monitoring.tests.factories import NotificationFactory
-from ssot.models import (
-    Agent,
-    AuditEntry,
-    Escalation,
-    Message,
-    QuarantinedFile,
-    SsotFile,
-    Task,
-    WebhookDelivery,
-)
-from ssot.tests.factories import (
+from ssot.models import Agent, AuditEntry, Escalation, Message, QuarantinedFile, SsotFile, Task
+from testing.factories import (
     AgentFactory,
     AuditEntryFactory,
     EscalationFactory,
+    NotificationFactory,
     QuarantinedFileFactory,
     SsotFileFactory,
     TaskFactory,
     WebhookDeliveryFactory,
 )
+from webhooks.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -123,9 +115,9 @@ def test_the_ages_follow_the_settings(time_machine, settings):
 
 
 def test_more_rows_than_a_batch_are_all_pruned(time_machine, monkeypatch):
-    from monitoring import prune as pruning
+    from core import batches
 
-    monkeypatch.setattr(pruning, "BATCH", 7)
+    monkeypatch.setattr(batches, "BATCH", 7)
     time_machine.move_to(T0, tick=False)
     for _ in range(20):
         delivery(State.DONE)
@@ -166,10 +158,10 @@ def test_django_q_successes_are_trimmed_to_the_save_limit_per_function(monkeypat
     monkeypatch.setattr(Conf, "SAVE_LIMIT_PER", "func")
     for minute in range(4):
         task_record(success=True, stopped=T0 + timedelta(minutes=minute))
-    task_record(success=True, func="monitoring.tasks.prune", stopped=T0)
+    task_record(success=True, func="agentos_site.tasks.prune", stopped=T0)
     assert prune().task_successes == 2
     assert _remaining(Success, func="monitoring.tasks.heartbeat_check") == 2
-    assert _remaining(Success, func="monitoring.tasks.prune") == 1
+    assert _remaining(Success, func="agentos_site.tasks.prune") == 1
     assert min(
         Success.objects.filter(func="monitoring.tasks.heartbeat_check").values_list("stopped", flat=True)
     ) == (T0 + timedelta(minutes=2))
@@ -197,7 +189,7 @@ def test_the_daily_schedule_runs_the_prune_task(time_machine):
     call_command("setup_schedules", stdout=StringIO())
     schedule = Schedule.objects.get(name="agentos: prune")
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == (
-        "monitoring.tasks.prune",
+        "agentos_site.tasks.prune",
         "I",
         24 * 60,
     )

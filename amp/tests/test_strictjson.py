@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from amp import strictjson
 from amp.strictjson import JsonRefused, loads
-from amp.tests.strategies import documents, encodings, examples, json_values
+from testing.strategies import documents, encodings, examples, json_values
 
 REFUSED = {
     "invalid UTF-8": (b'{"a": "\xff"}', "not UTF-8 text (invalid start byte at byte 7)"),

@@ -10,7 +10,10 @@ from django.test.utils import CaptureQueriesContext
 
 from monitoring import envelopes, services
 from monitoring.models import Notification
-from monitoring.tests.kit import (
+from ssot import services as ssot_services
+from ssot.models import Escalation, Message
+from ssot.sync import sync
+from testing.monitor import (
     T0,
     ack_file,
     at,
@@ -23,9 +26,6 @@ from monitoring.tests.kit import (
     ssot_json,
     ssot_paths,
 )
-from ssot import services as ssot_services
-from ssot.models import Escalation, Message
-from ssot.sync import sync
 
 pytestmark = pytest.mark.django_db
 

@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from ssot.models import Agent
 from ssot.stores.factory import reset_store
-from ssot.testing.content import read_json
-from ssot.tests.api_support import ROLES, jwt_client, make_user, use_test_settings
-from ssot.tests.factories import AgentFactory
+from testing.api import ROLES, jwt_client, make_user, use_test_settings
+from testing.content import read_json
+from testing.factories import AgentFactory
 
 pytestmark = pytest.mark.django_db
 

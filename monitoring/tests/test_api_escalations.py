@@ -10,7 +10,7 @@ import amp
 from ssot import services
 from ssot.models import AuditEntry, Escalation
 from ssot.stores.factory import reset_store
-from ssot.tests.api_support import ROLES, jwt_client, make_user, use_test_settings
+from testing.api import ROLES, jwt_client, make_user, use_test_settings
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,13 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 import amp
 from monitoring.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
-from monitoring.tests.live import (
+from ssot import audit, events, services
+from ssot.events import GROUP
+from ssot.models import Message
+from ssot.stores.base import git_blob_sha
+from ssot.sync import sync
+from testing.factories import AgentFactory, EscalationFactory, UserFactory
+from testing.live import (
     access_token,
     close_code,
     dump,
@@ -28,12 +34,6 @@ from monitoring.tests.live import (
     session_cookie,
     task_document,
 )
-from ssot import events, services
-from ssot.events import GROUP
-from ssot.models import Message
-from ssot.stores.base import git_blob_sha
-from ssot.sync import sync
-from ssot.tests.factories import AgentFactory, EscalationFactory, UserFactory
 
 # Other threads (the consumer's DB calls) must see the rows, and the groups from the migrations must
 # survive the flush between tests.
@@ -174,7 +174,7 @@ async def test_the_init_snapshot_holds_tasks_agents_open_escalations_and_audit(s
     await database_sync_to_async(AgentFactory)(name="executor")
     open_one = await database_sync_to_async(EscalationFactory)()
     await database_sync_to_async(EscalationFactory)(status="resolved")
-    await database_sync_to_async(services.audit_queue)(actor="system", action="note", detail="hello")
+    await database_sync_to_async(audit.audit_queue)(actor="system", action="note", detail="hello")
 
     communicator = await open_socket(cookie=await sync_to_async(session_cookie)(approver))
     init = await communicator.receive_json_from(timeout=5)
@@ -243,8 +243,8 @@ async def test_a_pushed_task_change_arrives_as_task_update_and_sync(seeded, ssot
 
 
 async def test_a_failing_sync_arrives_as_a_sync_event_with_its_reason(seeded, ssot_path, approver):
-    from ssot.errors import SyncFailed
-    from ssot.testing.dbfaults import table_missing
+    from core.errors import SyncFailed
+    from testing.dbfaults import table_missing
 
     communicator = await connected(approver)
     await sync_to_async(git_push)(ssot_path, {"tasks/T-102.json": dump(task_document("T-102", "new"))})
@@ -440,7 +440,7 @@ async def test_a_resolved_escalation_arrives_with_its_resolution(seeded, approve
 async def test_a_queued_audit_line_arrives_as_audit(approver):
     communicator = await connected(approver)
 
-    entry = await database_sync_to_async(services.audit_queue)(
+    entry = await database_sync_to_async(audit.audit_queue)(
         actor="github", action="webhook_received", task_id="T-1", detail="push"
     )
 
@@ -504,8 +504,8 @@ async def test_a_client_that_never_reads_does_not_hold_up_the_others(approver):
 
 
 async def test_a_ci_check_on_a_task_branch_arrives_as_ci_update(seeded, approver):
-    from ssot.webhooks.payloads import CheckUpdate
-    from ssot.webhooks.services import task_ci_update
+    from webhooks.payloads import CheckUpdate
+    from webhooks.services import task_ci_update
 
     communicator = await connected(approver)
     update = CheckUpdate(
@@ -533,8 +533,8 @@ async def test_a_ci_check_on_a_task_branch_arrives_as_ci_update(seeded, approver
 
 
 async def test_a_pull_request_on_a_task_branch_arrives_as_pr_update(seeded, approver):
-    from ssot.webhooks.payloads import PrUpdate
-    from ssot.webhooks.services import task_pr_update
+    from webhooks.payloads import PrUpdate
+    from webhooks.services import task_pr_update
 
     communicator = await connected(approver)
     update = PrUpdate(

@@ -18,13 +18,13 @@ import pytest
 from django.db import connections
 from playwright.sync_api import Page, expect, sync_playwright
 
-from monitoring.tests.live import dump, git_push, task_document
-from monitoring.tests.servers import Daphne, Worker, free_port, server_env
 from ssot import services
 from ssot.stores.factory import webhook_repo_name
 from ssot.stores.hook import install_post_receive_hook
 from ssot.sync import sync
-from ssot.tests.factories import UserFactory
+from testing.factories import UserFactory
+from testing.live import dump, git_push, task_document
+from testing.servers import Daphne, Worker, free_port, server_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -187,7 +187,7 @@ def test_the_dashboard_fits_a_phone(stack, approver, page):
 
 
 def test_a_failing_sync_is_shown_in_the_header_with_its_reason(stack, approver, page, ssot_path, monkeypatch):
-    from ssot.testing.dbfaults import table_missing
+    from testing.dbfaults import table_missing
 
     # Playwright's sync API runs an event loop in this thread; the DB calls here are plain sync code.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ssot.tests.factories import UserFactory
+from testing.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -10,11 +10,11 @@ from channels.layers import get_channel_layer
 from django.db import connections
 
 from monitoring import events, services
-from monitoring.tests.kit import T0, TIMEOUT, at, configure, heartbeat
 from ssot.events import GROUP
 from ssot.models import Agent
 from ssot.sync import sync
-from ssot.tests.factories import AgentFactory
+from testing.factories import AgentFactory
+from testing.monitor import T0, TIMEOUT, at, configure, heartbeat
 
 
 @pytest.mark.django_db

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 
 from monitoring import services
-from monitoring.tests.kit import T0, TIMEOUT, ack_file, at, check, configure, heartbeat, send, task
 from ssot import services as ssot_services
 from ssot.models import Agent
+from testing.monitor import T0, TIMEOUT, ack_file, at, check, configure, heartbeat, send, task
 
 pytestmark = pytest.mark.django_db
 

@@ -11,10 +11,10 @@ from django.utils import timezone
 import amp
 from monitoring import notify, tasks
 from monitoring.models import Notification
-from monitoring.tests.factories import NotificationFactory
-from monitoring.tests.kit import T0, TIMEOUT, at, check, closed_port, configure, heartbeat, receiver
 from ssot import services as ssot_services
 from ssot.sync import sync
+from testing.factories import NotificationFactory
+from testing.monitor import T0, TIMEOUT, at, check, closed_port, configure, heartbeat, receiver
 
 pytestmark = pytest.mark.django_db
 

@@ -20,11 +20,11 @@ from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
 
-from monitoring.tests.live import access_token, dump, task_document
-from monitoring.tests.servers import LOCAL_REDIS, Daphne, post_json, server_env, start_all
 from ssot.events import GROUP
 from ssot.sync import sync
-from ssot.tests.factories import UserFactory
+from testing.factories import UserFactory
+from testing.live import access_token, dump, task_document
+from testing.servers import LOCAL_REDIS, Daphne, post_json, server_env, start_all
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

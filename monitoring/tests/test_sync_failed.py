@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import SyncFailed
 from monitoring import services
 from monitoring.models import Notification
-from monitoring.tests.kit import T0, at, audit_lines, check, configure, ssot_json
-from ssot.errors import SyncFailed
 from ssot.models import Escalation, Task
 from ssot.sync import sync, sync_state
-from ssot.testing.content import commit, task_doc
-from ssot.testing.dbfaults import table_missing
-from ssot.tests.api_support import jwt_client, make_user, use_test_settings
+from testing.api import jwt_client, make_user, use_test_settings
+from testing.content import commit, task_doc
+from testing.dbfaults import table_missing
+from testing.monitor import T0, at, audit_lines, check, configure, ssot_json
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +90,7 @@ def test_a_failing_sync_is_recorded_seen_escalated_once_and_resolved(store, clie
 # Threads on their own connections must see the rows.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_monitors_checking_at_once_raise_the_failure_once(store, time_machine):
-    from monitoring.tests.kit import concurrently
+    from testing.monitor import concurrently
 
     time_machine.move_to(T0, tick=False)
     sync()

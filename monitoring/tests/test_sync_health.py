@@ -6,9 +6,13 @@ from contextlib import contextmanager
 
 import pytest
 
+from core.errors import SsotUnavailable
 from monitoring import services
 from monitoring.models import Notification
-from monitoring.tests.kit import (
+from ssot.models import Agent, Escalation, Message, SyncState
+from ssot.stores.factory import reset_store
+from ssot.sync import sync
+from testing.monitor import (
     STALE,
     T0,
     TIMEOUT,
@@ -20,10 +24,6 @@ from monitoring.tests.kit import (
     send,
     ssot_json,
 )
-from ssot.errors import SsotUnavailable
-from ssot.models import Agent, Escalation, Message, SyncState
-from ssot.stores.factory import reset_store
-from ssot.sync import sync
 
 pytestmark = pytest.mark.django_db
 

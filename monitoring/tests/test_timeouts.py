@@ -8,7 +8,10 @@ import pytest
 
 from monitoring import services
 from monitoring.models import Notification
-from monitoring.tests.kit import (
+from ssot import services as ssot_services
+from ssot.models import Agent, Escalation
+from ssot.sync import sync
+from testing.monitor import (
     T0,
     TIMEOUT,
     at,
@@ -22,9 +25,6 @@ from monitoring.tests.kit import (
     ssot_paths,
     task,
 )
-from ssot import services as ssot_services
-from ssot.models import Agent, Escalation
-from ssot.sync import sync
 
 pytestmark = pytest.mark.django_db
 

@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
 
-from ssot.api.parsers import BadRequest
+from core.filters import ID_LENGTH
 from ssot.models import AuditEntry, Message, RiskLevel, Task
 
 UNACKED = (Message.AckState.PENDING, Message.AckState.OVERDUE)
-# A filter value longer than its column could never match: refused (400) rather than sent to the database.
-ID_LENGTH = 128
-
-
-class FilterBackend(filters.DjangoFilterBackend):
-    """django-filter's backend, with invalid filter values answered like every other bad request."""
-
-    def filter_queryset(self, request: Any, queryset: QuerySet, view: Any) -> QuerySet:
-        filterset = self.get_filterset(request, queryset, view)
-        if filterset is None:
-            return queryset
-        if not filterset.is_valid():
-            errors = [
-                {"path": name, "message": str(message)}
-                for name, messages in filterset.errors.items()
-                for message in messages
-            ]
-            raise BadRequest("Invalid filter values.", errors)
-        return filterset.qs
 
 
 class TaskFilter(filters.FilterSet):

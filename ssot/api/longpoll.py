@@ -22,8 +22,8 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 import amp
+from core.permissions import may_read
 from ssot import selectors
-from ssot.api.permissions import may_read
 from ssot.events import GROUP
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 import amp
-from ssot.bounded import renderable
+from core.bounded import renderable
 from ssot.models import AuditEntry, Message, Task
 from ssot.selectors import task_timeline
 from ssot.services import MAX_REASON, MAX_STATUS
@@ -26,27 +26,11 @@ def _renamed(fields: dict[str, serializers.Field], names: dict[str, str]) -> dic
     return {names.get(name, name): field for name, field in fields.items()}
 
 
-# -- errors ------------------------------------------------------------------------------------------
-
-
-class ViolationSerializer(serializers.Serializer):
-    path = serializers.CharField(help_text="Where the problem is: a field path, or `$` for the whole body.")
-    message = serializers.CharField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    """Every error answer: a readable `detail`, a machine `code`, and for invalid input every violation."""
-
-    detail = serializers.CharField()
-    code = serializers.CharField(required=False)
-    errors = ViolationSerializer(many=True, required=False)
-
-
 # -- what agents wrote --------------------------------------------------------------------------------
 
 
 class RenderedJSON(serializers.Field):
-    """A JSON value an agent or a peer wrote, as strict JSON can carry it (ssot/bounded.py): read-only."""
+    """A JSON value an agent or a peer wrote, as strict JSON can carry it (core/bounded.py): read-only."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs["read_only"] = True

@@ -7,12 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, JsonResponse, QueryDict
-from django.views.defaults import page_not_found
+from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -23,17 +21,29 @@ from rest_framework_simplejwt.views import TokenObtainPairView
 from rest_framework_simplejwt.views import TokenRefreshView as SimpleJWTTokenRefreshView
 
 import amp
+from core import permissions
+from core.api import (
+    BAD_REQUEST,
+    FORBIDDEN,
+    READ_ERRORS,
+    SSOT_UNAVAILABLE,
+    UNAUTHENTICATED,
+    ApiView,
+    ApiViewSet,
+    actor,
+    error,
+    validated,
+)
+from core.errors import Invalid
+from core.parsers import nul_paths
 from ssot import selectors, services
-from ssot.api import permissions
-from ssot.api.filters import AuditFilter, FilterBackend, MessageFilter, TaskFilter
-from ssot.api.parsers import BadRequest, PayloadTooLarge, StrictJSONParser, nul_paths, serializer_errors
+from ssot.api.filters import AuditFilter, MessageFilter, TaskFilter
 from ssot.api.serializers import (
     AckResultSerializer,
     AmpMessageSerializer,
     ApproveRequestSerializer,
     AuditEntrySerializer,
     DecisionResultSerializer,
-    ErrorSerializer,
     MessageSerializer,
     MessageWriteResultSerializer,
     OverrideRequestSerializer,
@@ -44,7 +54,6 @@ from ssot.api.serializers import (
     TaskDetailSerializer,
     TaskSerializer,
 )
-from ssot.errors import Invalid
 from ssot.sync import sync
 
 AMP_SCHEMA = Path(amp.__file__).resolve().parent / "schema" / "amp-1.0.schema.json"
@@ -53,14 +62,6 @@ AMP_SCHEMA = Path(amp.__file__).resolve().parent / "schema" / "amp-1.0.schema.js
 ID_REGEX = r"[^/]+"
 
 
-def error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
-
-
-UNAUTHENTICATED = error("No credentials, or an invalid or expired token.")
-FORBIDDEN = error("Authenticated, but without the permission this needs.")
-BAD_REQUEST = error("A malformed body (not JSON, not an object) or a field of the wrong type.")
-READ_ERRORS = {400: error("Invalid filter values."), 401: UNAUTHENTICATED, 403: FORBIDDEN}
 WRITE_ERRORS = {
     400: BAD_REQUEST,
     401: UNAUTHENTICATED,
@@ -68,50 +69,8 @@ WRITE_ERRORS = {
     404: error("No such task."),
     409: error("Wrong state (`wrong_state`), a stale `expected_sha` (`stale`), or a concurrent change."),
     422: error("A missing (`reason_required`) or invalid (`invalid`) reason or status."),
-    503: error("The SSOT could not be read or written; nothing changed."),
+    503: SSOT_UNAVAILABLE,
 }
-
-
-def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    """The body validated by a serializer; a body of the wrong shape is a 400 listing every error."""
-    if isinstance(data, QueryDict):
-        data = data.dict()
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise BadRequest("Invalid request body.", serializer_errors(serializer.errors))
-    return serializer.validated_data
-
-
-def actor(request: Request) -> str:
-    return request.user.get_username()
-
-
-def not_found(request: HttpRequest, exception: Exception | None = None) -> Any:
-    """The 404 handler: JSON under /api/, Django's page elsewhere."""
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
-    return page_not_found(request, exception)
-
-
-class ApiMixin:
-    """Strict JSON bodies, django-filter with JSON errors, read access by default."""
-
-    parser_classes = [StrictJSONParser]
-    filter_backends = [FilterBackend]
-    permission_classes = [permissions.CanRead]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, RequestDataTooBig):
-            exc = PayloadTooLarge("The request body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE.")
-        return super().handle_exception(exc)
-
-
-class ApiView(ApiMixin, APIView):
-    pass
-
-
-class ApiViewSet(ApiMixin, viewsets.GenericViewSet):
-    pass
 
 
 # -- tasks -------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 
 from ssot.stores.base import Store
 from ssot.stores.local import LocalStore
-from ssot.testing.github_fixture import make_github_store
+from testing.github_fixture import make_github_store
 
 
 @pytest.fixture(params=["local", "github"])

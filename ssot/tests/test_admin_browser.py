@@ -6,8 +6,8 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from ssot.models import Task
-from ssot.testing.content import read_json
-from ssot.tests.api_support import PASSWORD, awaiting, make_user, put_tasks, use_test_settings
+from testing.api import PASSWORD, awaiting, make_user, put_tasks, use_test_settings
+from testing.content import read_json
 
 
 @pytest.mark.browser

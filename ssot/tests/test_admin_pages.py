@@ -9,9 +9,9 @@ from django.contrib.messages import get_messages
 import amp
 from monitoring.models import Notification
 from ssot import services
-from ssot.models import Ack, AuditEntry, Escalation, Message, QuarantinedFile, SyncState, WebhookDelivery
-from ssot.tests.api_support import make_user, use_test_settings
-from ssot.tests.factories import (
+from ssot.models import Ack, AuditEntry, Escalation, Message, QuarantinedFile, SyncState
+from testing.api import make_user, use_test_settings
+from testing.factories import (
     AckFactory,
     AgentFactory,
     AuditEntryFactory,
@@ -20,6 +20,7 @@ from ssot.tests.factories import (
     SyncStateFactory,
     WebhookDeliveryFactory,
 )
+from webhooks.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +56,7 @@ PAGES = {
     "agent": "/admin/ssot/agent/",
     "audit": "/admin/ssot/auditentry/",
     "quarantined": "/admin/ssot/quarantinedfile/",
-    "delivery": "/admin/ssot/webhookdelivery/",
+    "delivery": "/admin/webhooks/webhookdelivery/",
     "sync": "/admin/ssot/syncstate/",
     "notification": "/admin/monitoring/notification/",
 }

@@ -11,8 +11,8 @@ from django.contrib.messages import get_messages
 from ssot.models import Task
 from ssot.stores.factory import reset_store
 from ssot.sync import sync
-from ssot.testing.content import commit, dispatch, read_json, task_doc
-from ssot.tests.api_support import awaiting, make_user, put_tasks, use_test_settings
+from testing.api import awaiting, make_user, put_tasks, use_test_settings
+from testing.content import commit, dispatch, read_json, task_doc
 
 pytestmark = pytest.mark.django_db
 

@@ -18,10 +18,10 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from ssot import services
-from ssot.testing.content import commit, dispatch
-from ssot.tests.api_support import awaiting, make_user, put_tasks, token_for, use_test_settings
-from ssot.tests.factories import AgentFactory, EscalationFactory
+from ssot import audit
+from testing.api import awaiting, make_user, put_tasks, token_for, use_test_settings
+from testing.content import commit, dispatch
+from testing.factories import AgentFactory, EscalationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +48,7 @@ def world(store, settings):
     use_test_settings(settings)
     put_tasks(store, awaiting("T-1"), awaiting("T-2"), awaiting("T-3"))
     commit(store, {f"messages/{message['msg_id']}.json": message for message in [dispatch("T-1")]})
-    services.audit_queue(actor="system", action="note", detail="conformance run")
+    audit.audit_queue(actor="system", action="note", detail="conformance run")
     for name in ("coordinator", "executor", "reviewer"):
         AgentFactory(name=name)
     EscalationFactory()

@@ -13,8 +13,8 @@ from django.test import AsyncClient
 from ssot import services
 from ssot.events import GROUP
 from ssot.sync import sync
-from ssot.testing.content import commit, task_doc
-from ssot.tests.api_support import awaiting, jwt_client, make_user, put_tasks, token_for, use_test_settings
+from testing.api import awaiting, jwt_client, make_user, put_tasks, token_for, use_test_settings
+from testing.content import commit, task_doc
 
 
 @pytest.fixture(autouse=True)

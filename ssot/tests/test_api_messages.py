@@ -11,8 +11,8 @@ import amp
 from ssot.models import Ack, AuditEntry, Message
 from ssot.stores.factory import reset_store
 from ssot.sync import sync
-from ssot.testing.content import commit, dispatch, read_json, result
-from ssot.tests.api_support import ROLES, jwt_client, make_user, use_test_settings
+from testing.api import ROLES, jwt_client, make_user, use_test_settings
+from testing.content import commit, dispatch, read_json, result
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ssot.tests.api_support import awaiting, jwt_client, make_user, put_tasks, use_test_settings
+from testing.api import awaiting, jwt_client, make_user, put_tasks, use_test_settings
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from ssot.api.pagination import MAX_LIMIT
-from ssot.tests.api_support import jwt_client, make_user, use_test_settings
-from ssot.tests.factories import (
+from core.pagination import MAX_LIMIT
+from testing.api import jwt_client, make_user, use_test_settings
+from testing.factories import (
     AgentFactory,
     AuditEntryFactory,
     EscalationFactory,

@@ -11,8 +11,8 @@ import yaml
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
 
-from ssot.tests.api_support import awaiting, jwt_client, make_user, put_tasks, use_test_settings
-from ssot.tests.factories import EscalationFactory
+from testing.api import awaiting, jwt_client, make_user, put_tasks, use_test_settings
+from testing.factories import EscalationFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ import pytest
 
 from ssot.models import Message
 from ssot.sync import sync
-from ssot.testing.content import commit, dispatch, read_json, task_doc
-from ssot.tests.api_support import jwt_client, make_user, use_test_settings
+from testing.api import jwt_client, make_user, use_test_settings
+from testing.content import commit, dispatch, read_json, task_doc
 
 pytestmark = pytest.mark.django_db
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ssot import services
+from ssot import audit, services
 from ssot.models import QuarantinedFile, SyncState
 from ssot.stores.factory import reset_store
-from ssot.testing.content import commit, dispatch, task_doc
-from ssot.tests.api_support import ROLES, awaiting, jwt_client, make_user, put_tasks, use_test_settings
+from testing.api import ROLES, awaiting, jwt_client, make_user, put_tasks, use_test_settings
+from testing.content import commit, dispatch, task_doc
 
 pytestmark = pytest.mark.django_db
 
@@ -138,7 +138,7 @@ def test_anonymous_sync_calls_are_a_401(tasks):
 def audited(tasks):
     services.task_approve(task_id="T-1", actor="alice", reason="ok")
     services.task_override(task_id="T-2", actor="olga", reason="parked", status="parked")
-    services.audit_queue(actor="github", action="ci_update", task_id="T-2", detail="tests passed")
+    audit.audit_queue(actor="github", action="ci_update", task_id="T-2", detail="tests passed")
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import pytest
 
 from ssot.models import AuditEntry, Task
 from ssot.stores.factory import reset_store
-from ssot.testing.content import commit, dispatch, read_json, result, task_doc
-from ssot.tests.api_support import ROLES, awaiting, jwt_client, make_user, put_tasks, use_test_settings
+from testing.api import ROLES, awaiting, jwt_client, make_user, put_tasks, use_test_settings
+from testing.content import commit, dispatch, read_json, result, task_doc
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from ssot.tests.api_support import PASSWORD, make_user, use_test_settings
+from testing.api import PASSWORD, make_user, use_test_settings
 
 pytestmark = pytest.mark.django_db
 

@@ -10,10 +10,10 @@ import stat
 import pytest
 from django.core.management import CommandError, call_command
 
-from ssot import services
+from ssot import audit
 from ssot.models import AuditEntry, Message, Task
 from ssot.stores.factory import get_store, reset_store
-from ssot.testing.content import commit, task_doc
+from testing.content import commit, task_doc
 
 pytestmark = pytest.mark.django_db
 
@@ -105,14 +105,14 @@ def test_ssot_verify_on_an_unreachable_ssot_is_a_clear_error(store, settings, tm
 
 def test_ssot_flush_audit_commits_the_queue(store):
     commit(store, {"tasks/T-1.json": task_doc("T-1")})
-    services.audit_queue(actor="github", action="ci_result", detail="green")
+    audit.audit_queue(actor="github", action="ci_result", detail="green")
     assert "flushed 1 audit lines" in run("ssot_flush_audit")
     assert AuditEntry.objects.get().in_ssot
     assert "flushed 0 audit lines" in run("ssot_flush_audit")
 
 
 def test_ssot_resync_and_verify_take_hostile_files_in_their_stride(any_store, git_dir):
-    from ssot.testing.content import commit_gitlink
+    from testing.content import commit_gitlink
 
     commit(
         any_store,
@@ -131,7 +131,7 @@ def test_ssot_resync_and_verify_take_hostile_files_in_their_stride(any_store, gi
 
 
 def test_ssot_resync_reports_a_database_failure_in_one_line(store):
-    from ssot.testing.dbfaults import table_missing
+    from testing.dbfaults import table_missing
 
     commit(store, {"tasks/T-1.json": task_doc("T-1")})
     with table_missing("ssot_task"), pytest.raises(CommandError) as failed:

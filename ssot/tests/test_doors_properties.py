@@ -10,12 +10,13 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from amp.tests.strategies import documents, encodings, examples, json_values
-from ssot.models import Message, WebhookDelivery
+from ssot.models import Message
 from ssot.sync import sync
-from ssot.testing.content import dispatch
-from ssot.testing.webhooks import Poster
-from ssot.tests.api_support import jwt_client, make_user, use_test_settings
+from testing.api import jwt_client, make_user, use_test_settings
+from testing.content import dispatch
+from testing.strategies import documents, encodings, examples, json_values
+from testing.webhooks import Poster
+from webhooks.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 

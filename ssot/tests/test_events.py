@@ -10,7 +10,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 
 from ssot import events
-from ssot.testing.forks import in_forked_child
+from testing.forks import in_forked_child
 
 
 @pytest.fixture

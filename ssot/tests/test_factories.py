@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ssot.tests.factories import AgentUserFactory, UserFactory
+from testing.factories import AgentUserFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -16,11 +16,11 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from core.bounded import DEEP_MARKER, MAX_RENDER_DEPTH, load_bounded, renderable
 from monitoring import snapshot
-from ssot.bounded import DEEP_MARKER, MAX_RENDER_DEPTH, load_bounded, renderable
 from ssot.models import Message, Task
-from ssot.tests.api_support import jwt_client, make_user, use_test_settings
-from ssot.tests.factories import EscalationFactory, MessageFactory, TaskFactory
+from testing.api import jwt_client, make_user, use_test_settings
+from testing.factories import EscalationFactory, MessageFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -161,7 +161,7 @@ async def test_the_websocket_init_arrives_with_deep_and_odd_rows(deep_rows, odd_
     from asgiref.sync import sync_to_async
     from django.db import connections
 
-    from monitoring.tests.live import open_socket, session_cookie
+    from testing.live import open_socket, session_cookie
 
     user = await sync_to_async(make_user)("staff")
     communicator = await open_socket(cookie=await sync_to_async(session_cookie)(user))

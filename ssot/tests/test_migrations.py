@@ -13,8 +13,8 @@ from ssot.documents import dump_json
 from ssot.models import Message, QuarantinedFile, SsotFile, SyncState, Task
 from ssot.stores.base import git_blob_sha
 from ssot.sync import sync
-from ssot.testing.content import commit, dispatch, task_doc
 from ssot.verify import differences
+from testing.content import commit, dispatch, task_doc
 
 pytestmark = pytest.mark.django_db
 

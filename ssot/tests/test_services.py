@@ -10,9 +10,7 @@ import pygit2
 import pytest
 from django.db import DatabaseError, connection
 
-from ssot import services
-from ssot.documents import dump_json
-from ssot.errors import (
+from core.errors import (
     Conflict,
     Forbidden,
     Invalid,
@@ -22,12 +20,14 @@ from ssot.errors import (
     StaleSha,
     WrongState,
 )
+from ssot import audit, services
+from ssot.documents import dump_json
 from ssot.mirror import Mirror
 from ssot.models import AuditEntry, Message, Task
 from ssot.stores.factory import reset_store
 from ssot.sync import sync
-from ssot.testing.content import commit, dispatch, read_json, task_doc
 from ssot.verify import differences
+from testing.content import commit, dispatch, read_json, task_doc
 
 pytestmark = pytest.mark.django_db
 
@@ -306,7 +306,7 @@ def test_queued_audit_lines_are_flushed_in_one_commit(store, git_dir):
     commit(store, {"tasks/T-1.json": task_doc("T-1")})
     sync()
     for n in range(5):
-        services.audit_queue(actor="github", action="ci_result", task_id="T-1", detail=f"run {n}")
+        audit.audit_queue(actor="github", action="ci_result", task_id="T-1", detail=f"run {n}")
     before = _commits(git_dir)
     assert services.audit_flush() == 5
     assert _commits(git_dir) == before + 1
@@ -323,7 +323,7 @@ def test_a_sync_between_the_flush_commit_and_its_claim_leaves_one_row_per_line(s
     commit(store, {"tasks/T-1.json": task_doc("T-1")})
     sync()
     for n in range(3):
-        services.audit_queue(actor="github", action="ci_result", detail=f"run {n}")
+        audit.audit_queue(actor="github", action="ci_result", detail=f"run {n}")
     real_commit = writing._commit
 
     def commit_then_sync(*args, **kwargs):
@@ -339,7 +339,7 @@ def test_a_sync_between_the_flush_commit_and_its_claim_leaves_one_row_per_line(s
 
 
 def test_flush_then_decision_append_to_the_same_day_file(awaiting):
-    services.audit_queue(actor="github", action="ci_result", detail="green")
+    audit.audit_queue(actor="github", action="ci_result", detail="green")
     services.audit_flush()
     services.task_approve(task_id="T-1", actor="alice")
     sync()

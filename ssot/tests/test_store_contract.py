@@ -192,7 +192,7 @@ def test_concurrent_committers_never_lose_a_commit(contract_store: Store) -> Non
 
 
 def test_a_submodule_entry_is_listed_as_a_gitlink_and_is_no_file(contract_store: Store) -> None:
-    from ssot.testing.content import commit_gitlink
+    from testing.content import commit_gitlink
 
     first = commit(contract_store, None, {"tasks/T-1.json": b"{}"})
     emulator = getattr(contract_store, "emulator", None)

@@ -16,8 +16,8 @@ import requests
 
 from ssot.stores.base import StoreConflict, StoreUnavailable, git_blob_sha
 from ssot.stores.github import SEED_PATH, SEED_TREE, GitHubStore
-from ssot.testing.github_emulator import GitHubEmulator
-from ssot.testing.github_fixture import github_emulator, github_store, make_github_store
+from testing.github_emulator import GitHubEmulator
+from testing.github_fixture import github_emulator, github_store, make_github_store
 
 TREES = "GET /repos/{owner}/{repo}/git/trees/{sha}"
 BLOBS = "GET /repos/{owner}/{repo}/git/blobs/{sha}"

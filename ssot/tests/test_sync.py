@@ -7,8 +7,8 @@ import pytest
 from ssot.models import Ack, Agent, AuditEntry, Escalation, Message, QuarantinedFile, SsotFile, Task
 from ssot.stores.base import StoreUnavailable
 from ssot.sync import sync
-from ssot.testing.content import commit, dispatch, result, task_doc
 from ssot.verify import differences
+from testing.content import commit, dispatch, result, task_doc
 
 pytestmark = pytest.mark.django_db
 
@@ -253,7 +253,7 @@ def test_audit_files_are_mirrored_line_by_line_and_bad_lines_reported(store):
 
 
 def test_an_unreachable_ssot_is_reported_and_recorded(store, monkeypatch):
-    from ssot.errors import SsotUnavailable
+    from core.errors import SsotUnavailable
     from ssot.sync import sync_state
 
     def down():

@@ -10,8 +10,8 @@ from django.core.management import call_command
 from ssot import services
 from ssot.models import Message, QuarantinedFile, SsotFile, Task
 from ssot.sync import sync, sync_state
-from ssot.testing.content import commit, commit_gitlink, dispatch, task_doc
 from ssot.verify import differences
+from testing.content import commit, commit_gitlink, dispatch, task_doc
 
 pytestmark = pytest.mark.django_db
 
@@ -157,7 +157,7 @@ def test_a_message_whose_deadline_overflows_the_calendar_is_mirrored_with_the_la
 
 
 def test_a_row_the_database_refuses_costs_only_its_file(any_store):
-    from ssot.testing.dbfaults import rows_refused
+    from testing.dbfaults import rows_refused
 
     files = {f"tasks/T-{n}.json": task_doc(f"T-{n}") for n in range(1, 6)}
     commit(any_store, files)
@@ -177,7 +177,7 @@ def test_a_row_the_database_refuses_costs_only_its_file(any_store):
 
 
 def test_a_refused_row_on_the_write_path_is_quarantined_and_the_commit_stands(store):
-    from ssot.testing.dbfaults import rows_refused
+    from testing.dbfaults import rows_refused
 
     commit(store, {"tasks/T-1.json": task_doc("T-1", status="awaiting_approval")})
     sync()
@@ -191,7 +191,7 @@ def test_a_refused_row_on_the_write_path_is_quarantined_and_the_commit_stands(st
 
 
 def test_deciding_on_a_task_whose_file_is_a_submodule_is_a_404_not_an_outage(any_store, git_dir):
-    from ssot.errors import NotFound
+    from core.errors import NotFound
 
     commit(any_store, {"tasks/T-9.json": task_doc("T-9")})
     commit_gitlink(git_dir, "tasks/T-1.json", "1" * 40)

@@ -12,12 +12,12 @@ from django.core.management import call_command
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amp.tests.strategies import documents, encodings, examples, json_values
 from ssot import services
 from ssot.documents import dump_json
 from ssot.models import Ack, AuditEntry, Message, QuarantinedFile, SsotFile, Task
 from ssot.sync import sync, sync_state
-from ssot.testing.content import commit, dispatch, task_doc
+from testing.content import commit, dispatch, task_doc
+from testing.strategies import documents, encodings, examples, json_values
 
 pytestmark = pytest.mark.django_db
 

@@ -11,10 +11,11 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from ssot.models import AuditEntry, Task, WebhookDelivery
-from ssot.testing.webhooks import Poster, payload
-from ssot.tests.factories import TaskFactory
-from ssot.webhooks.processing import process_delivery
+from ssot.models import AuditEntry, Task
+from testing.factories import TaskFactory
+from testing.webhooks import Poster, payload
+from webhooks.models import WebhookDelivery
+from webhooks.processing import process_delivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,9 +84,9 @@ def test_workers_racing_for_one_delivery_process_it_once(settings):
 def test_pushes_stored_while_a_batch_is_claiming_are_never_left_without_a_task(store, monkeypatch):
     """Posters store pushes (most of them carried by a waiting one, with no task of their own) while a
     worker processes every queued task; at the end nothing may be left pending."""
-    from ssot.testing.content import commit, task_doc
-    from ssot.testing.webhooks import push_payload
-    from ssot.webhooks import processing
+    from testing.content import commit, task_doc
+    from testing.webhooks import push_payload
+    from webhooks import processing
 
     commit(store, {"tasks/T-1.json": task_doc("T-1")})
     body = json.dumps(push_payload(repository="local/ssot", before="0" * 40, after=store.head())).encode()

@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from ssot.models import Task, WebhookDelivery
+from ssot.models import Task
 from ssot.stores.factory import webhook_repo_name
 from ssot.stores.hook import install_post_receive_hook
 from ssot.sync import sync
-from ssot.testing.content import commit, task_doc
-from ssot.testing.server import ControlPlane, database_url
-from ssot.testing.webhooks import github_headers, payload
 from ssot.verify import differences
+from testing.content import commit, task_doc
+from testing.server import ControlPlane, database_url
+from testing.webhooks import github_headers, payload
+from webhooks.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

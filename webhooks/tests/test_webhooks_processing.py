@@ -19,15 +19,16 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from ssot.events import GROUP
-from ssot.models import Agent, AuditEntry, Message, Task, WebhookDelivery
+from ssot.models import Agent, AuditEntry, Message, Task
 from ssot.stores.factory import reset_store
 from ssot.sync import sync, sync_state
-from ssot.testing.content import commit, dispatch, task_doc
-from ssot.testing.webhooks import Poster, payload, push_payload
-from ssot.tests.factories import TaskFactory
 from ssot.verify import differences
-from ssot.webhooks import processing
-from ssot.webhooks.processing import process_delivery, retry_due
+from testing.content import commit, dispatch, task_doc
+from testing.factories import TaskFactory
+from testing.webhooks import Poster, payload, push_payload
+from webhooks import processing
+from webhooks.models import WebhookDelivery
+from webhooks.processing import process_delivery, retry_due
 
 pytestmark = pytest.mark.django_db
 

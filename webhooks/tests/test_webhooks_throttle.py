@@ -14,10 +14,10 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
 
-from agentos_site.throttling import ApiUserRateThrottle, client_address, parse_rate
-from ssot.models import WebhookDelivery
-from ssot.testing.webhooks import Poster, payload
-from ssot.tests.factories import UserFactory
+from core.throttling import ApiUserRateThrottle, client_address, parse_rate
+from testing.factories import UserFactory
+from testing.webhooks import Poster, payload
+from webhooks.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 

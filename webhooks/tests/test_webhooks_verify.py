@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ssot.testing.webhooks import payload
-from ssot.webhooks import payloads
-from ssot.webhooks.verify import github_signature, github_signature_valid, token_valid
+from testing.webhooks import payload
+from webhooks import payloads
+from webhooks.verify import github_signature, github_signature_valid, token_valid
 
 # GitHub's documented test vector ("Validating webhook deliveries").
 DOC_SECRET = "It's a Secret to Everybody"

@@ -10,9 +10,9 @@ import pytest
 from django.test import Client
 from django_q.brokers import get_broker
 
-from ssot.models import WebhookDelivery
-from ssot.testing.webhooks import Poster, github_headers, payload
-from ssot.webhooks.verify import github_signature
+from testing.webhooks import Poster, github_headers, payload
+from webhooks.models import WebhookDelivery
+from webhooks.verify import github_signature
 
 pytestmark = pytest.mark.django_db
 
@@ -180,7 +180,7 @@ def test_a_signed_delivery_whose_body_is_refused_is_400_and_stored_as_failed_for
 
 
 def test_a_replay_of_a_refused_delivery_fails_again_without_a_retry(poster):
-    from ssot.webhooks.processing import process_delivery
+    from webhooks.processing import process_delivery
 
     poster.github("issues", b'{"action": NaN}', guid="refused-2")
     delivery = WebhookDelivery.objects.get()

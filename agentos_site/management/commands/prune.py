@@ -1,10 +1,10 @@
-"""prune: delete the database-only rows past their age or count (SPEC section 15; monitoring/prune.py)."""
+"""prune: delete the database-only rows past their age or count (SPEC section 15; agentos_site/prune.py)."""
 
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from monitoring.prune import describe, prune
+from agentos_site.prune import describe, prune
 
 
 class Command(BaseCommand):

@@ -1,5 +1,8 @@
 """setup_schedules: register every django-q2 schedule, by name; running it again changes nothing.
 
+A schedule is found by its name and repointed: a deploy that moved an entry point updates the rows an
+earlier version stored. The paths are taken from the functions themselves, so none can go stale.
+
 django-q2 schedules count in whole minutes (`Schedule.MINUTES`, at least 1) and its scheduler looks
 for due schedules about every 30 seconds, so an interval under a minute runs once a minute and any
 interval is rounded up to whole minutes. The command says so when it rounds.
@@ -7,7 +10,9 @@ interval is rounded up to whole minutes. The command says so when it rounds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -15,12 +20,20 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
 
+from agentos_site import tasks as site_tasks
+from monitoring import tasks as monitoring_tasks
 from monitoring.services import schedule_minutes
+from ssot import tasks as ssot_tasks
+from webhooks import tasks as webhooks_tasks
 
 PREFIX = "agentos:"
 # Once a day: what it deletes is a month old.
 PRUNE_SEC = 24 * 3600
-HEARTBEAT = "monitoring.tasks.heartbeat_check"
+
+
+def func_path(function: Callable[..., Any]) -> str:
+    """The dotted path django-q2 stores and imports to run `function`."""
+    return f"{function.__module__}.{function.__qualname__}"
 
 
 @dataclass(frozen=True)
@@ -37,12 +50,16 @@ class Plan:
 def plans() -> list[Plan]:
     return [
         # The heartbeat check also runs the ACK scan and the stale-sync check, then sends notifications.
-        Plan(f"{PREFIX} heartbeat check", HEARTBEAT, settings.HEARTBEAT_INTERVAL_SEC),
-        Plan(f"{PREFIX} SSOT poll", "monitoring.tasks.ssot_poll", settings.SSOT_POLL_SEC),
-        Plan(f"{PREFIX} audit flush", "monitoring.tasks.audit_flush", settings.AUDIT_FLUSH_SEC),
-        Plan(f"{PREFIX} webhook retries", "monitoring.tasks.webhook_retries", 60),
-        Plan(f"{PREFIX} notifications", "monitoring.tasks.notifications_send", 30),
-        Plan(f"{PREFIX} prune", "monitoring.tasks.prune", PRUNE_SEC),
+        Plan(
+            f"{PREFIX} heartbeat check",
+            func_path(monitoring_tasks.heartbeat_check),
+            settings.HEARTBEAT_INTERVAL_SEC,
+        ),
+        Plan(f"{PREFIX} SSOT poll", func_path(ssot_tasks.ssot_poll), settings.SSOT_POLL_SEC),
+        Plan(f"{PREFIX} audit flush", func_path(ssot_tasks.audit_flush), settings.AUDIT_FLUSH_SEC),
+        Plan(f"{PREFIX} webhook retries", func_path(webhooks_tasks.webhook_retries), 60),
+        Plan(f"{PREFIX} notifications", func_path(monitoring_tasks.notifications_send), 30),
+        Plan(f"{PREFIX} prune", func_path(site_tasks.prune), PRUNE_SEC),
     ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ssot.errors import ServiceError
+from core.errors import ServiceError
 from ssot.services import audit_flush
 
 

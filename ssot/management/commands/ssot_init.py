@@ -8,8 +8,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import SsotUnavailable
 from ssot.demo import demo_files
-from ssot.errors import SsotUnavailable
 from ssot.stores.base import StoreError
 from ssot.stores.factory import get_store, reset_store, webhook_repo_name
 from ssot.sync import sync

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ssot.errors import SsotUnavailable
+from core.errors import SsotUnavailable
 from ssot.sync import sync
 
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from ssot.models import WebhookDelivery
-from ssot.webhooks.processing import process_delivery
+from webhooks.models import WebhookDelivery
+from webhooks.processing import process_delivery
 
 _RELATIVE = re.compile(r"(\d+)\s*([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
