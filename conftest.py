@@ -10,8 +10,12 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
+from ssot.stores.base import Store
 from ssot.stores.factory import reset_store
+from ssot.stores.local import LocalStore
 from testing import browser
+from testing.github_fixture import github_emulator, make_github_store
+from testing.monitor import configure
 
 # Property-based tests run the same examples on every run (CI determinism), a bounded number of them,
 # with no example database written to the checkout. HYPOTHESIS_PROFILE=explore searches further
@@ -61,6 +65,24 @@ def _fresh_local_cache(settings) -> None:
 
 
 @pytest.fixture
+def api_settings(settings):
+    """Fast password hashing, and a rate limit no test reaches (user ids repeat from test to test).
+
+    Not for users who log in to a server in another process: it checks passwords with its own hashers.
+    """
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.API_USER_RATE = "1000000/min"
+    return settings
+
+
+@pytest.fixture
+def monitor_settings(settings, store):
+    """The monitor's short, round numbers (testing/monitor.py) over a fresh local SSOT, no notify targets."""
+    configure(settings)
+    return settings
+
+
+@pytest.fixture
 def chromium() -> dict:
     """Playwright's launch options for Debian's chromium; without it the test fails saying what to run."""
     problem = browser.chromium_missing()
@@ -72,8 +94,6 @@ def chromium() -> dict:
 @pytest.fixture
 def ssot_path(tmp_path: Path, settings) -> Iterator[Path]:
     """Point the settings at a fresh bare repository under tmp_path (created empty)."""
-    from ssot.stores.local import LocalStore
-
     path = tmp_path / "ssot.git"
     settings.SSOT_BACKEND = "local"
     settings.SSOT_LOCAL_PATH = path
@@ -95,7 +115,6 @@ def store(ssot_path: Path):
 def any_store(request: pytest.FixtureRequest, tmp_path: Path, settings):
     """The configured store over a fresh SSOT: a local bare repository, or GitHub through its emulator."""
     from ssot.stores.factory import get_store
-    from testing.github_fixture import github_emulator
 
     if request.param == "local":
         request.getfixturevalue("ssot_path")
@@ -119,3 +138,15 @@ def git_dir(any_store) -> Path:
     """The bare repository behind `any_store`, for tests that inspect commits with git itself."""
     emulator = getattr(any_store, "emulator", None)
     return Path(emulator.git.path) if emulator else Path(any_store.path)
+
+
+@pytest.fixture(params=["local", "github"])
+def contract_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """An empty store of each backend, without settings: a bare repository, or the GitHub store against
+    its emulator (the store contract runs against both)."""
+    if request.param == "local":
+        store: Store = LocalStore.create(tmp_path / "ssot.git")
+    else:
+        store = make_github_store(tmp_path)
+    yield store
+    store.close()

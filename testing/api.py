@@ -12,7 +12,6 @@ from testing.content import commit, task_doc
 from testing.factories import UserFactory
 
 PASSWORD = "correct horse battery staple"
-FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # role -> (groups, is_staff); agents are named after themselves.
 ROLES: dict[str, tuple[list[str], bool]] = {
@@ -25,12 +24,6 @@ ROLES: dict[str, tuple[list[str], bool]] = {
     "reviewer": (["agents"], False),
 }
 AGENTS = ("coordinator", "executor", "reviewer")
-
-
-def use_test_settings(settings: Any) -> None:
-    """Fast password hashing, and a rate limit no test reaches: user ids repeat from test to test."""
-    settings.PASSWORD_HASHERS = FAST_HASHERS
-    settings.API_USER_RATE = "1000000/min"
 
 
 def make_user(role: str, *, username: str | None = None, **fields: Any) -> Any:

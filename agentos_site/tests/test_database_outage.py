@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from testing.api import awaiting, jwt_client, make_user, put_tasks, token_for, use_test_settings
+from testing.api import awaiting, jwt_client, make_user, put_tasks, token_for
 from testing.content import dispatch
 from testing.outage import database_down
 from testing.server import database_url
@@ -46,8 +46,7 @@ WRITES = [
 
 
 @pytest.fixture
-def world(store, settings):
-    use_test_settings(settings)
+def world(store, api_settings):
     put_tasks(store, awaiting("T-1"))
     # A superuser agent: every endpoint gets past its permission check to the database.
     user = make_user("coordinator", is_superuser=True)
@@ -90,8 +89,7 @@ def test_every_api_write_is_a_503_json_while_the_database_is_down(world, outage)
         _unavailable(world.post(path, body, format="json"))
 
 
-def test_a_session_user_gets_503_json_from_the_api(store, settings, client, tmp_path):
-    use_test_settings(settings)
+def test_a_session_user_gets_503_json_from_the_api(store, api_settings, client, tmp_path):
     client.force_login(make_user("staff"))
     client.raise_request_exception = False
     with database_down(tmp_path / "unreachable"):
@@ -115,8 +113,7 @@ def test_a_signed_webhook_is_a_503_json_so_that_github_delivers_it_again(world, 
     _unavailable(response)
 
 
-def test_the_dashboard_and_the_admin_answer_503_not_500(store, settings, client, tmp_path):
-    use_test_settings(settings)
+def test_the_dashboard_and_the_admin_answer_503_not_500(store, api_settings, client, tmp_path):
     client.force_login(make_user("staff"))
     client.raise_request_exception = False
     with database_down(tmp_path / "unreachable"):
@@ -173,11 +170,10 @@ def daphne_without_database(ssot_path, tmp_path):
 
 
 def test_daphne_answers_503_json_on_api_and_webhook_paths_without_its_database(
-    daphne_without_database, settings
+    daphne_without_database, api_settings
 ):
     from testing.servers import post_json
 
-    use_test_settings(settings)
     token = token_for(make_user("staff").get_username())
     bearer = {"Authorization": f"Bearer {token}"}
     for path in ("/api/tasks/", "/api/tasks/T-1/decision/?wait=0", "/api/health"):

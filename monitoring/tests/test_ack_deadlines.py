@@ -20,7 +20,6 @@ from testing.monitor import (
     audit_lines,
     check,
     concurrently,
-    configure,
     heartbeat,
     send,
     ssot_json,
@@ -34,9 +33,8 @@ MEANS = ["ack-file", "context-ref", "api"]
 
 
 @pytest.fixture(autouse=True)
-def _monitor(settings, store):
-    configure(settings)
-    settings.HEARTBEAT_TIMEOUT_SEC = 3600  # agents' silences are not what these tests are about
+def _monitor(monitor_settings):
+    monitor_settings.HEARTBEAT_TIMEOUT_SEC = 3600  # agents' silences are not what these tests are about
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from ssot.models import Agent
 from ssot.stores.factory import reset_store
-from testing.api import ROLES, jwt_client, make_user, use_test_settings
+from testing.api import ROLES, jwt_client, make_user
 from testing.content import read_json
 from testing.factories import AgentFactory
 
@@ -18,9 +18,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def api_settings(settings):
-    use_test_settings(settings)
-    settings.AGENTS = ["coordinator", "executor", "reviewer"]
+def _agents(api_settings):
+    api_settings.AGENTS = ["coordinator", "executor", "reviewer"]
 
 
 @pytest.fixture

@@ -10,14 +10,9 @@ import amp
 from ssot import services
 from ssot.models import AuditEntry, Escalation
 from ssot.stores.factory import reset_store
-from testing.api import ROLES, jwt_client, make_user, use_test_settings
+from testing.api import ROLES, jwt_client, make_user
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def api_settings(settings):
-    use_test_settings(settings)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_settings")]
 
 
 def _raise(

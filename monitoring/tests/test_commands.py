@@ -10,14 +10,9 @@ from django.core.management import call_command
 from monitoring import tasks
 from monitoring.models import Notification
 from ssot.sync import sync
-from testing.monitor import T0, TIMEOUT, at, configure, heartbeat, send
+from testing.monitor import T0, TIMEOUT, at, heartbeat, send
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _monitor(settings, store):
-    configure(settings)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("monitor_settings")]
 
 
 def run(command: str, **options) -> str:

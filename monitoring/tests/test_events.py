@@ -14,7 +14,7 @@ from ssot.events import GROUP
 from ssot.models import Agent
 from ssot.sync import sync
 from testing.factories import AgentFactory
-from testing.monitor import T0, TIMEOUT, at, configure, heartbeat
+from testing.monitor import T0, TIMEOUT, at, heartbeat
 
 
 @pytest.mark.django_db
@@ -58,8 +58,7 @@ async def sent_so_far(layer, channel) -> list[dict]:
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-async def test_the_check_sends_agent_health_once_per_change(settings, store, time_machine):
-    configure(settings)
+async def test_the_check_sends_agent_health_once_per_change(monitor_settings, store, time_machine):
     time_machine.move_to(T0, tick=False)
     await sync_to_async(heartbeat)(store, "executor", T0)
     layer = get_channel_layer()

@@ -9,16 +9,11 @@ import pytest
 from monitoring import services
 from ssot import services as ssot_services
 from ssot.models import Agent
-from testing.monitor import T0, TIMEOUT, ack_file, at, check, configure, heartbeat, send, task
+from testing.monitor import T0, TIMEOUT, ack_file, at, check, heartbeat, send, task
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("monitor_settings")]
 
 JUST = timedelta(microseconds=1)
-
-
-@pytest.fixture(autouse=True)
-def _monitor(settings, store):
-    configure(settings)
 
 
 def status(name: str) -> str:

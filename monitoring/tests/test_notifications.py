@@ -14,14 +14,9 @@ from monitoring.models import Notification
 from ssot import services as ssot_services
 from ssot.sync import sync
 from testing.factories import NotificationFactory
-from testing.monitor import T0, TIMEOUT, at, check, closed_port, configure, heartbeat, receiver
+from testing.monitor import T0, TIMEOUT, at, check, closed_port, heartbeat, receiver
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _monitor(settings, store):
-    configure(settings)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("monitor_settings")]
 
 
 @pytest.fixture

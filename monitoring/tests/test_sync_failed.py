@@ -9,20 +9,14 @@ from monitoring import services
 from monitoring.models import Notification
 from ssot.models import Escalation, Task
 from ssot.sync import sync, sync_state
-from testing.api import jwt_client, make_user, use_test_settings
+from testing.api import jwt_client, make_user
 from testing.content import commit, task_doc
 from testing.dbfaults import table_missing
-from testing.monitor import T0, at, audit_lines, check, configure, ssot_json
+from testing.monitor import T0, at, audit_lines, check, ssot_json
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("monitor_settings", "api_settings")]
 
 EPISODE = "escalation-syncfail-" + str(int(T0.timestamp() * 1000))
-
-
-@pytest.fixture(autouse=True)
-def _monitor(settings, store):
-    configure(settings)
-    use_test_settings(settings)
 
 
 def failing_sync() -> SyncFailed:

@@ -19,20 +19,14 @@ from testing.monitor import (
     at,
     audit_lines,
     check,
-    configure,
     heartbeat,
     send,
     ssot_json,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("monitor_settings")]
 
 OUTAGE = "escalation-sync-" + str(int(T0.timestamp() * 1000))
-
-
-@pytest.fixture(autouse=True)
-def _monitor(settings, store):
-    configure(settings)
 
 
 @contextmanager

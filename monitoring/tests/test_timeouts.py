@@ -18,7 +18,6 @@ from testing.monitor import (
     audit_lines,
     check,
     concurrently,
-    configure,
     heartbeat,
     send,
     ssot_json,
@@ -26,14 +25,9 @@ from testing.monitor import (
     task,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("monitor_settings")]
 
 EPISODE = "escalation-agent-executor-" + str(int(T0.timestamp() * 1000))
-
-
-@pytest.fixture(autouse=True)
-def _monitor(settings, store):
-    configure(settings)
 
 
 def silent_executor(store, time_machine) -> None:

@@ -6,14 +6,13 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from ssot.models import Task
-from testing.api import PASSWORD, awaiting, make_user, put_tasks, use_test_settings
+from testing.api import PASSWORD, awaiting, make_user, put_tasks
 from testing.content import read_json
 
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_an_approver_approves_a_task_with_a_reason_in_the_admin(live_server, store, settings, chromium):
-    use_test_settings(settings)
+def test_an_approver_approves_a_task_with_a_reason_in_the_admin(live_server, store, api_settings, chromium):
     put_tasks(store, awaiting("T-42", title="Ship the login form"))
     approver = make_user("approver")
     task = Task.objects.get(task_id="T-42")

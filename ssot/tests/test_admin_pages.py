@@ -10,7 +10,7 @@ import amp
 from monitoring.models import Notification
 from ssot import services
 from ssot.models import Ack, AuditEntry, Escalation, Message, QuarantinedFile, SyncState
-from testing.api import make_user, use_test_settings
+from testing.api import make_user
 from testing.factories import (
     AckFactory,
     AgentFactory,
@@ -22,14 +22,9 @@ from testing.factories import (
 )
 from webhooks.models import WebhookDelivery
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_settings")]
 
 ESCALATIONS = "/admin/ssot/escalation/"
-
-
-@pytest.fixture(autouse=True)
-def api_settings(settings):
-    use_test_settings(settings)
 
 
 @pytest.fixture

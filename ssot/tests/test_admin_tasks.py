@@ -11,17 +11,12 @@ from django.contrib.messages import get_messages
 from ssot.models import Task
 from ssot.stores.factory import reset_store
 from ssot.sync import sync
-from testing.api import awaiting, make_user, put_tasks, use_test_settings
+from testing.api import awaiting, make_user, put_tasks
 from testing.content import commit, dispatch, read_json, task_doc
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_settings")]
 
 CHANGELIST = "/admin/ssot/task/"
-
-
-@pytest.fixture(autouse=True)
-def api_settings(settings):
-    use_test_settings(settings)
 
 
 @pytest.fixture

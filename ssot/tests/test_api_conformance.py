@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 from ssot import audit
-from testing.api import awaiting, make_user, put_tasks, token_for, use_test_settings
+from testing.api import awaiting, make_user, put_tasks, token_for
 from testing.content import commit, dispatch
 from testing.factories import AgentFactory, EscalationFactory
 
@@ -43,9 +43,8 @@ CONFIG = SchemathesisConfig.from_dict(
 
 
 @pytest.fixture
-def world(store, settings):
+def world(store, api_settings):
     """Tasks awaiting approval, messages, an open escalation and the agents, mirrored from a real SSOT."""
-    use_test_settings(settings)
     put_tasks(store, awaiting("T-1"), awaiting("T-2"), awaiting("T-3"))
     commit(store, {f"messages/{message['msg_id']}.json": message for message in [dispatch("T-1")]})
     audit.audit_queue(actor="system", action="note", detail="conformance run")

@@ -13,13 +13,10 @@ from django.test import AsyncClient
 from ssot import services
 from ssot.events import GROUP
 from ssot.sync import sync
-from testing.api import awaiting, jwt_client, make_user, put_tasks, token_for, use_test_settings
+from testing.api import awaiting, jwt_client, make_user, put_tasks, token_for
 from testing.content import commit, task_doc
 
-
-@pytest.fixture(autouse=True)
-def api_settings(settings):
-    use_test_settings(settings)
+pytestmark = pytest.mark.usefixtures("api_settings")
 
 
 @pytest.fixture

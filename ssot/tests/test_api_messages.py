@@ -11,15 +11,10 @@ import amp
 from ssot.models import Ack, AuditEntry, Message
 from ssot.stores.factory import reset_store
 from ssot.sync import sync
-from testing.api import ROLES, jwt_client, make_user, use_test_settings
+from testing.api import ROLES, jwt_client, make_user
 from testing.content import commit, dispatch, read_json, result
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def api_settings(settings):
-    use_test_settings(settings)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_settings")]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from testing.api import awaiting, jwt_client, make_user, put_tasks, use_test_settings
+from testing.api import awaiting, jwt_client, make_user, put_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -33,8 +33,7 @@ GARBAGE = [b"", b"{", b"[]", b"null", b'{"reason": {"a": 1}, "status": [], "full
 
 
 @pytest.fixture(autouse=True)
-def tasks(store, settings):
-    use_test_settings(settings)
+def tasks(store, api_settings):
     put_tasks(store, awaiting("T-1"))
 
 

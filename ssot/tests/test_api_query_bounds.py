@@ -9,7 +9,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from core.pagination import MAX_LIMIT
-from testing.api import jwt_client, make_user, use_test_settings
+from testing.api import jwt_client, make_user
 from testing.factories import (
     AgentFactory,
     AuditEntryFactory,
@@ -24,8 +24,7 @@ LISTS = ["/api/tasks/", "/api/messages/", "/api/audit/", "/api/agents/", "/api/e
 
 
 @pytest.fixture
-def staff(settings):
-    use_test_settings(settings)
+def staff(api_settings):
     return jwt_client(make_user("staff"))
 
 
@@ -148,8 +147,7 @@ def test_any_page_parameters_answer_200_or_a_400_that_names_them(staff, rows, pa
         ("/api/tasks/%00/approve/", {}),
     ],
 )
-def test_an_id_past_64_bits_or_unsafe_is_a_404(rows, settings, path, body):
-    use_test_settings(settings)
+def test_an_id_past_64_bits_or_unsafe_is_a_404(rows, api_settings, path, body):
     response = jwt_client(make_user("operator")).post(path, body, format="json")
     assert response.status_code == 404, response.content
     assert response.json()["code"] == "not_found"

@@ -11,7 +11,7 @@ import yaml
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
 
-from testing.api import awaiting, jwt_client, make_user, put_tasks, use_test_settings
+from testing.api import awaiting, jwt_client, make_user, put_tasks
 from testing.factories import EscalationFactory
 
 pytestmark = pytest.mark.django_db
@@ -79,8 +79,7 @@ def test_request_bodies_are_documented(schema):
     assert set(body("/api/escalations/{id}/resolve/")["properties"]) == {"reason"}
 
 
-def test_the_decision_long_poll_is_documented_as_it_answers(schema, store, settings):
-    use_test_settings(settings)
+def test_the_decision_long_poll_is_documented_as_it_answers(schema, store, api_settings):
     put_tasks(store, awaiting("T-1"))
     answer = jwt_client(make_user("approver")).get("/api/tasks/T-1/decision/").json()
     documented = schema["components"]["schemas"]["TaskDecision"]
@@ -100,8 +99,7 @@ def test_throttled_and_unavailable_answers_say_when_to_come_back(schema, path, m
         assert "Retry-After" in responses[code]["headers"]
 
 
-def test_the_health_map_is_documented_as_a_map(schema, store, settings):
-    use_test_settings(settings)
+def test_the_health_map_is_documented_as_a_map(schema, store, api_settings):
     documented = schema["paths"]["/api/health/"]["get"]["responses"]["200"]["content"]["application/json"]
     entry = documented["schema"]["additionalProperties"]
     answer = jwt_client(make_user("staff")).get("/api/health").json()
@@ -120,8 +118,9 @@ def test_the_health_map_is_documented_as_a_map(schema, store, settings):
     ],
 )
 @pytest.mark.parametrize("body", [{}, {"reason": None}, {"reason": "  "}])
-def test_a_reason_the_schema_requires_is_a_422_when_missing(schema, store, settings, path, component, body):
-    use_test_settings(settings)
+def test_a_reason_the_schema_requires_is_a_422_when_missing(
+    schema, store, api_settings, path, component, body
+):
     put_tasks(store, awaiting("T-1"))
     escalation = EscalationFactory()
     documented = schema["components"]["schemas"][component]

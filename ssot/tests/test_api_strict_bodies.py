@@ -8,17 +8,12 @@ import pytest
 
 from ssot.models import Message
 from ssot.sync import sync
-from testing.api import jwt_client, make_user, use_test_settings
+from testing.api import jwt_client, make_user
 from testing.content import commit, dispatch, read_json, task_doc
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_settings")]
 
 MESSAGE = dispatch("T-1")
-
-
-@pytest.fixture(autouse=True)
-def api_settings(settings):
-    use_test_settings(settings)
 
 
 @pytest.fixture

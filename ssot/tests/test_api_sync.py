@@ -10,17 +10,12 @@ import pytest
 from ssot import audit, services
 from ssot.models import QuarantinedFile, SyncState
 from ssot.stores.factory import reset_store
-from testing.api import ROLES, awaiting, jwt_client, make_user, put_tasks, use_test_settings
+from testing.api import ROLES, awaiting, jwt_client, make_user, put_tasks
 from testing.content import commit, dispatch, task_doc
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_settings")]
 
 AMP_SCHEMA = Path(__file__).resolve().parents[2] / "amp" / "schema" / "amp-1.0.schema.json"
-
-
-@pytest.fixture(autouse=True)
-def api_settings(settings):
-    use_test_settings(settings)
 
 
 @pytest.fixture

@@ -8,15 +8,10 @@ import pytest
 
 from ssot.models import AuditEntry, Task
 from ssot.stores.factory import reset_store
-from testing.api import ROLES, awaiting, jwt_client, make_user, put_tasks, use_test_settings
+from testing.api import ROLES, awaiting, jwt_client, make_user, put_tasks
 from testing.content import commit, dispatch, read_json, result, task_doc
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def api_settings(settings):
-    use_test_settings(settings)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_settings")]
 
 
 @pytest.fixture

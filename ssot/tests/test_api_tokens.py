@@ -10,14 +10,9 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from testing.api import PASSWORD, make_user, use_test_settings
+from testing.api import PASSWORD, make_user
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def api_settings(settings):
-    use_test_settings(settings)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_settings")]
 
 
 @pytest.mark.parametrize("path", ["/api/token/", "/api/token"])

@@ -12,20 +12,15 @@ from hypothesis import strategies as st
 
 from ssot.models import Message
 from ssot.sync import sync
-from testing.api import jwt_client, make_user, use_test_settings
+from testing.api import jwt_client, make_user
 from testing.content import dispatch
 from testing.strategies import documents, encodings, examples, json_values
 from testing.webhooks import Poster
 from webhooks.models import WebhookDelivery
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_settings")]
 
 _examples = itertools.count()
-
-
-@pytest.fixture(autouse=True)
-def api_settings(settings):
-    use_test_settings(settings)
 
 
 def _message(n: int) -> st.SearchStrategy[str]:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from core.bounded import DEEP_MARKER, MAX_RENDER_DEPTH, load_bounded, renderable
 from monitoring import snapshot
 from ssot.models import Message, Task
-from testing.api import jwt_client, make_user, use_test_settings
+from testing.api import jwt_client, make_user
 from testing.factories import EscalationFactory, MessageFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
@@ -47,8 +47,7 @@ def depth_of(value: object) -> int:
 
 
 @pytest.fixture
-def staff(settings):
-    use_test_settings(settings)
+def staff(api_settings):
     return jwt_client(make_user("staff"))
 
 
