@@ -82,13 +82,14 @@ async def rounds(api: str, token: str, clients: list, count: int) -> tuple[list[
 
 def run(config: str, clients: int, count: int, redis_url: str) -> dict:
     deploy = deployment("fanout", redis_url=redis_url if config == "redis" else None)
+    from ssot.documents import dump_json
     from ssot.stores.factory import get_store
     from ssot.sync import sync
-    from testing.live import dump, task_document
+    from testing.content import task_doc
     from testing.servers import Daphne, start_all
 
     store = get_store()
-    writes = {f"tasks/{TASK_ID}.json": dump(task_document(TASK_ID, "in_progress"))}
+    writes = {f"tasks/{TASK_ID}.json": dump_json(task_doc(TASK_ID, "in_progress"))}
     store.commit(parent=store.head(), writes=writes, message="fan-out task", author="coordinator")
     sync()
     env = server_environment(deploy, LOG_LEVEL="WARNING")

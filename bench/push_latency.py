@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -57,12 +59,14 @@ async def measure(
     """Push `pushes` changes, each after a random pause under `jitter` s (pushes fall anywhere in a poll)."""
     from websockets.asyncio.client import connect
 
-    from ssot.management.commands.simulate_agents import GitClone
+    from ssot.documents import dump_json
     from ssot.stores.base import git_blob_sha
-    from testing.live import dump, task_document
+    from testing.content import task_doc
+    from testing.git import clone, git, git_env
 
-    clone = GitClone(deploy.ssot_path)
-    path = clone.path / "tasks" / f"{TASK_ID}.json"
+    base = Path(tempfile.mkdtemp(prefix="agentos-bench-"))
+    work = clone(deploy.ssot_path, base / "work")
+    path = work / "tasks" / f"{TASK_ID}.json"
     path.parent.mkdir(exist_ok=True)
     samples, pushes_done = [], []
     try:
@@ -70,22 +74,22 @@ async def measure(
         async with connect(url, origin="http://127.0.0.1", max_size=None) as ws:
             await next_event(ws, lambda e: e["type"] == "init", EVENT_TIMEOUT_SEC)
             for number in range(pushes):
-                data = dump(task_document(TASK_ID, "in_progress", counter=number, path=label))
+                data = dump_json(task_doc(TASK_ID, "in_progress", counter=number, path=label))
                 sha = git_blob_sha(data)
                 path.write_bytes(data)
-                clone.git("add", "--", str(path))
-                clone.git("commit", "--quiet", "-m", f"bench {number}", author="coordinator")
+                git(work, "add", "--", str(path))
+                git(work, "commit", "--quiet", "-m", f"bench {number}", env=git_env(author="coordinator"))
                 await asyncio.sleep(random.uniform(0, jitter))
                 started = time.perf_counter()
                 push = await asyncio.create_subprocess_exec(
-                    "git", "push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=clone.path
+                    "git", "push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=work
                 )
                 pushed = asyncio.create_task(_finished(push))
                 await next_event(ws, lambda e, sha=sha: _updated(e, sha), EVENT_TIMEOUT_SEC)
                 samples.append(time.perf_counter() - started)
                 pushes_done.append(await pushed - started)
     finally:
-        clone.close()
+        shutil.rmtree(base, ignore_errors=True)
     return samples, pushes_done
 
 

@@ -1,17 +1,13 @@
-"""Helpers of the live-events tests: WebSocket clients on the ASGI app, sessions, tokens and git pushes."""
+"""Helpers of the live-events tests: WebSocket clients on the whole ASGI app, sessions and tokens."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken
-
-from ssot.management.commands.simulate_agents import GitClone
 
 ORIGIN = "http://localhost"
 WAIT_SEC = 5
@@ -70,30 +66,3 @@ async def events_until(communicator: WebsocketCommunicator, kinds: set[str]) -> 
         event = await communicator.receive_json_from(timeout=WAIT_SEC)
         seen[event["type"]] = event
     return seen
-
-
-def dump(document: dict[str, Any]) -> bytes:
-    return (json.dumps(document, indent=2) + "\n").encode()
-
-
-def task_document(task_id: str, status: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "task_id": task_id,
-        "title": f"Task {task_id}",
-        "status": status,
-        "risk_level": "high",
-        "branch": f"feature/{task_id.lower()}",
-        "assignee": "executor",
-        "reject_count": 0,
-        "last_writer": "coordinator",
-        **fields,
-    }
-
-
-def git_push(ssot_path: Path, files: dict[str, bytes], *, author: str = "coordinator") -> None:
-    """Commit `files` in a plain git clone of the local SSOT and push them, as an agent does."""
-    clone = GitClone(ssot_path)
-    try:
-        clone.write(files=files, message=f"{author}: test push", author=author)
-    finally:
-        clone.close()

@@ -15,10 +15,10 @@ from django.db import connection
 
 import amp
 from monitoring import services
-from ssot.documents import dump_json
 from ssot.paths import ack_path, heartbeat_path, message_path, task_path
 from ssot.stores.base import Store
 from ssot.sync import sync
+from testing import content
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TIMEOUT = 300  # HEARTBEAT_TIMEOUT_SEC in these tests: monitor after 180 s, timeout after 300 s.
@@ -32,9 +32,8 @@ def at(seconds: float) -> datetime:
 
 
 def commit(store: Store, writes: dict[str, Any], *, author: str) -> str:
-    """Commit files (dicts are written as the control plane writes JSON) and sync the mirror."""
-    data = {path: dump_json(doc) if isinstance(doc, dict) else doc for path, doc in writes.items()}
-    head = store.commit(parent=store.head(), writes=data, message=f"test by {author}", author=author)
+    """Commit files as `author` (dicts are written as the control plane writes JSON), then sync the mirror."""
+    head = content.commit(store, writes, author=author, message=f"test by {author}")
     sync()
     return head
 
@@ -80,9 +79,7 @@ def ack_file(store: Store, msg_id: str, *, by: str, when: datetime) -> None:
 
 
 def task(store: Store, task_id: str, **fields: Any) -> None:
-    commit(
-        store, {task_path(task_id): {"task_id": task_id, "status": "in_progress", **fields}}, author="test"
-    )
+    commit(store, {task_path(task_id): content.task_doc(task_id, **fields)}, author="test")
 
 
 def check(time_machine: Any, when: datetime, *, poll: bool = True) -> services.CheckReport:

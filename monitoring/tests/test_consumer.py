@@ -18,21 +18,21 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 import amp
 from monitoring.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
 from ssot import audit, events, services
+from ssot.documents import dump_json
 from ssot.events import GROUP
 from ssot.models import Message
 from ssot.stores.base import git_blob_sha
 from ssot.sync import sync
+from testing.content import task_doc
 from testing.factories import AgentFactory, EscalationFactory, UserFactory
+from testing.git import git_push
 from testing.live import (
     access_token,
     close_code,
-    dump,
     events_until,
-    git_push,
     next_event,
     open_socket,
     session_cookie,
-    task_document,
 )
 
 # Other threads (the consumer's DB calls) must see the rows, and the groups from the migrations must
@@ -70,8 +70,8 @@ def seeded(store):
     store.commit(
         parent=store.head(),
         writes={
-            "tasks/T-100.json": dump(task_document("T-100", "awaiting_approval")),
-            "tasks/T-101.json": dump(task_document("T-101", "in_progress")),
+            "tasks/T-100.json": dump_json(task_doc("T-100", "awaiting_approval", risk_level="high")),
+            "tasks/T-101.json": dump_json(task_doc("T-101", "in_progress")),
         },
         message="seed",
         author="coordinator",
@@ -183,7 +183,9 @@ async def test_the_init_snapshot_holds_tasks_agents_open_escalations_and_audit(s
     tasks = {task["task_id"]: task for task in init["tasks"]}
     assert set(tasks) == {"T-100", "T-101"}
     assert tasks["T-100"]["status"] == "awaiting_approval"
-    assert tasks["T-100"]["blob_sha"] == git_blob_sha(dump(task_document("T-100", "awaiting_approval")))
+    assert tasks["T-100"]["blob_sha"] == git_blob_sha(
+        dump_json(task_doc("T-100", "awaiting_approval", risk_level="high"))
+    )
     assert tasks["T-100"]["risk_level"] == "high"
     assert tasks["T-100"]["branch"] == "feature/t-100"
     assert init["tasks_total"] == 2
@@ -216,7 +218,7 @@ async def test_a_reconnecting_client_gets_a_fresh_snapshot_with_what_it_missed(s
 
 async def test_a_pushed_task_change_arrives_as_task_update_and_sync(seeded, ssot_path, approver):
     communicator = await connected(approver)
-    changed = dump(task_document("T-101", "awaiting_approval", last_writer="executor"))
+    changed = dump_json(task_doc("T-101", "awaiting_approval", last_writer="executor"))
 
     await sync_to_async(git_push)(ssot_path, {"tasks/T-101.json": changed}, author="executor")
     await database_sync_to_async(sync)()
@@ -247,7 +249,7 @@ async def test_a_failing_sync_arrives_as_a_sync_event_with_its_reason(seeded, ss
     from testing.dbfaults import table_missing
 
     communicator = await connected(approver)
-    await sync_to_async(git_push)(ssot_path, {"tasks/T-102.json": dump(task_document("T-102", "new"))})
+    await sync_to_async(git_push)(ssot_path, {"tasks/T-102.json": dump_json(task_doc("T-102", "new"))})
 
     def failing_sync() -> None:
         with table_missing("ssot_task"), pytest.raises(SyncFailed):

@@ -19,11 +19,13 @@ from django.db import connections
 from playwright.sync_api import Page, expect, sync_playwright
 
 from ssot import services
+from ssot.documents import dump_json
 from ssot.stores.factory import webhook_repo_name
 from ssot.stores.hook import install_post_receive_hook
 from ssot.sync import sync
+from testing.content import task_doc
 from testing.factories import UserFactory
-from testing.live import dump, git_push, task_document
+from testing.git import git_push
 from testing.servers import Daphne, Worker, free_port, server_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -42,8 +44,8 @@ def seeded(store):
     store.commit(
         parent=store.head(),
         writes={
-            "tasks/T-300.json": dump(task_document("T-300", "in_progress", title="<b>not bold</b>")),
-            "tasks/T-301.json": dump(task_document("T-301", "in_progress", title="Offline mode")),
+            "tasks/T-300.json": dump_json(task_doc("T-300", "in_progress", title="<b>not bold</b>")),
+            "tasks/T-301.json": dump_json(task_doc("T-301", "in_progress", title="Offline mode")),
         },
         message="seed",
         author="coordinator",
@@ -125,7 +127,7 @@ def test_the_dashboard_follows_a_push_an_approval_and_a_server_restart(
     # A push from a plain clone: hook -> webhook -> worker -> sync -> event -> row.
     git_push(
         ssot_path,
-        {"tasks/T-301.json": dump(task_document("T-301", "awaiting_approval", title="Offline mode"))},
+        {"tasks/T-301.json": dump_json(task_doc("T-301", "awaiting_approval", title="Offline mode"))},
         author="coordinator",
     )
     expect(row(page, "T-301")).to_have_attribute("data-status", "awaiting_approval", timeout=LIVE_SEC)
@@ -158,7 +160,7 @@ def test_the_dashboard_follows_a_push_an_approval_and_a_server_restart(
 
 
 def test_a_reject_needs_a_reason_and_shows_the_servers_refusal(stack, approver, page, ssot_path, seeded):
-    git_push(ssot_path, {"tasks/T-301.json": dump(task_document("T-301", "awaiting_approval"))})
+    git_push(ssot_path, {"tasks/T-301.json": dump_json(task_doc("T-301", "awaiting_approval"))})
     log_in(page, stack)
     expect(row(page, "T-301")).to_have_attribute("data-status", "awaiting_approval", timeout=LIVE_SEC)
 
@@ -170,7 +172,7 @@ def test_a_reject_needs_a_reason_and_shows_the_servers_refusal(stack, approver, 
 
     # The task changes under the open dialog: the server refuses the stale decision, with its reason.
     git_push(
-        ssot_path, {"tasks/T-301.json": dump(task_document("T-301", "awaiting_approval", risk_level="low"))}
+        ssot_path, {"tasks/T-301.json": dump_json(task_doc("T-301", "awaiting_approval", risk_level="low"))}
     )
     expect(row(page, "T-301").locator(".badge.risk-low")).to_be_visible(timeout=LIVE_SEC)
     page.fill("#decision-reason", "no tests")
@@ -196,11 +198,11 @@ def test_a_failing_sync_is_shown_in_the_header_with_its_reason(stack, approver, 
     expect(header).to_contain_text("main@")
     with table_missing("ssot_task"):
         # The worker's sync of this push fails on the database, not on the file.
-        git_push(ssot_path, {"tasks/T-302.json": dump(task_document("T-302", "in_progress"))})
+        git_push(ssot_path, {"tasks/T-302.json": dump_json(task_doc("T-302", "in_progress"))})
         expect(header).to_have_class(re.compile(r"\bfailing\b"), timeout=LIVE_SEC)
         expect(header).to_contain_text("SSOT sync failing")
         expect(header).to_contain_text("tasks/T-302.json")
-    git_push(ssot_path, {"tasks/T-303.json": dump(task_document("T-303", "in_progress"))})
+    git_push(ssot_path, {"tasks/T-303.json": dump_json(task_doc("T-303", "in_progress"))})
     expect(header).not_to_have_class(re.compile(r"\bfailing\b"), timeout=LIVE_SEC)
     expect(row(page, "T-302")).to_be_visible()
     expect(row(page, "T-303")).to_be_visible()

@@ -20,10 +20,12 @@ from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
 
+from ssot.documents import dump_json
 from ssot.events import GROUP
 from ssot.sync import sync
+from testing.content import task_doc
 from testing.factories import UserFactory
-from testing.live import access_token, dump, task_document
+from testing.live import access_token
 from testing.servers import LOCAL_REDIS, Daphne, post_json, server_env, start_all
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -47,7 +49,7 @@ def approver():
 def seeded(store):
     store.commit(
         parent=store.head(),
-        writes={"tasks/T-200.json": dump(task_document("T-200", "awaiting_approval"))},
+        writes={"tasks/T-200.json": dump_json(task_doc("T-200", "awaiting_approval"))},
         message="seed",
         author="coordinator",
     )

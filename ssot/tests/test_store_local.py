@@ -25,70 +25,11 @@ from ssot.stores import post_receive
 from ssot.stores.base import StoreConflict, StoreNotFound, StoreUnavailable, git_blob_sha
 from ssot.stores.hook import install_post_receive_hook
 from ssot.stores.local import LOCK_WAIT_SEC, LocalStore
+from testing.git import clone, git, git_commit, git_env, push
 
 ZERO = "0" * 40
 SECRETS = "s3cret,previous-secret"
 NOTE = "agentos: control plane not reachable; the poll will catch up"
-
-
-def git_env(**extra: str) -> dict[str, str]:
-    """The environment of a pusher with no personal git configuration."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
-    env.pop("SSOT_HOOK_URL", None)
-    env.update(
-        GIT_CONFIG_GLOBAL=os.devnull,
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_COUNT="1",
-        GIT_CONFIG_KEY_0="init.defaultBranch",
-        GIT_CONFIG_VALUE_0="main",
-        GIT_AUTHOR_NAME="executor",
-        GIT_AUTHOR_EMAIL="executor@agents.test",
-        GIT_COMMITTER_NAME="executor",
-        GIT_COMMITTER_EMAIL="executor@agents.test",
-        GIT_TERMINAL_PROMPT="0",
-    )
-    env.update(extra)
-    return env
-
-
-def git(cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(
-        ["git", *args], cwd=cwd, env=env or git_env(), capture_output=True, text=True, timeout=60
-    )
-    if check and result.returncode:
-        raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
-    return result.stdout.strip()
-
-
-def push(work: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", "push", "origin", "HEAD:refs/heads/main"],
-        cwd=work,
-        env=env or git_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def clone(store: LocalStore, tmp_path: Path, name: str = "work") -> Path:
-    git(tmp_path, "clone", "--quiet", str(store.path), name)
-    work = tmp_path / name
-    git(work, "checkout", "--quiet", "-B", "main")
-    return work
-
-
-def git_commit(
-    work: Path, message: str, writes: dict[str, str] | None = None, deletes: tuple[str, ...] = ()
-) -> str:
-    for path, text in (writes or {}).items():
-        (work / path).parent.mkdir(parents=True, exist_ok=True)
-        (work / path).write_text(text)
-    if deletes:
-        git(work, "rm", "--quiet", *deletes)
-    git(work, "add", "--all")
-    git(work, "commit", "--quiet", "-m", message)
-    return git(work, "rev-parse", "HEAD")
 
 
 def store_commit(
@@ -181,7 +122,7 @@ def test_a_clone_sees_store_commits_and_git_finds_the_repository_sound(
         store, first, {"tasks/T-1.json": b'{"status": "approved"}'}, deletes=("audit/2026/11/21.jsonl",)
     )
 
-    work = clone(store, tmp_path)
+    work = clone(store.path, tmp_path / "work")
 
     assert (work / "tasks" / "T-1.json").read_text() == '{"status": "approved"}'
     assert not (work / "audit").exists()
@@ -189,7 +130,7 @@ def test_a_clone_sees_store_commits_and_git_finds_the_repository_sound(
 
 
 def test_a_git_push_moves_the_head_the_store_sees(store: LocalStore, tmp_path: Path) -> None:
-    work = clone(store, tmp_path)
+    work = clone(store.path, tmp_path / "work")
     pushed = git_commit(work, "executor: T-1 done", {"tasks/T-1.json": '{"status": "done"}'})
 
     assert push(work).returncode == 0
@@ -200,7 +141,7 @@ def test_a_git_push_moves_the_head_the_store_sees(store: LocalStore, tmp_path: P
 
 def test_a_store_commit_on_a_head_that_a_push_moved_conflicts(store: LocalStore, tmp_path: Path) -> None:
     base = store_commit(store, None, {"tasks/T-1.json": b"v1"})
-    work = clone(store, tmp_path)
+    work = clone(store.path, tmp_path / "work")
     pushed = git_commit(work, "agent edit", {"tasks/T-1.json": "agent"})
     assert push(work).returncode == 0
 
@@ -216,7 +157,7 @@ def test_a_push_on_a_head_that_the_store_moved_is_rejected_until_rebased(
     store: LocalStore, tmp_path: Path
 ) -> None:
     base = store_commit(store, None, {"tasks/T-1.json": b"v1"})
-    work = clone(store, tmp_path)
+    work = clone(store.path, tmp_path / "work")
     git_commit(work, "agent message", {"messages/m-T-1-1.json": "{}"})
     ours = store_commit(store, base, {"tasks/T-1.json": b"admin"})
 
@@ -273,7 +214,7 @@ def test_a_packed_branch_is_read_and_moved_by_compare_and_swap(store: LocalStore
 
 def test_racing_pushes_and_store_commits_lose_nothing(store: LocalStore, tmp_path: Path) -> None:
     store_commit(store, None, {"seed.txt": b"0"})
-    work = clone(store, tmp_path)
+    work = clone(store.path, tmp_path / "work")
     rounds = 8
     start = threading.Barrier(2)
 
@@ -374,7 +315,7 @@ def test_the_hook_sends_one_signed_push_delivery_per_push(
         store, None, {"tasks/T-1.json": b"{}", "tasks/T-2.json": b"{}", "messages/m-T-1-1.json": b"{}"}
     )
     install(store, tmp_path, receiver.url)
-    work = clone(store, tmp_path)
+    work = clone(store.path, tmp_path / "work")
     git_commit(work, "first", {"tasks/T-3.json": "{}", "tasks/T-1.json": '{"status": "done"}'})
     git_commit(work, "second", {"audit/2026/11/21.jsonl": "a\n"}, deletes=("tasks/T-2.json",))
     after = git_commit(
@@ -414,7 +355,7 @@ def test_the_first_push_into_an_empty_repository_is_a_created_ref(
     store: LocalStore, tmp_path: Path, receiver: Receiver
 ) -> None:
     install(store, tmp_path, receiver.url)
-    work = clone(store, tmp_path)
+    work = clone(store.path, tmp_path / "work")
     after = git_commit(work, "seed", {"tasks/T-1.json": "{}"})
 
     assert push(work).returncode == 0
@@ -429,7 +370,7 @@ def test_a_push_of_more_than_2048_commits_sends_no_commit_list(
 ) -> None:
     before = store_commit(store, None, {"seed.txt": b"0"})
     install(store, tmp_path, receiver.url)
-    work = clone(store, tmp_path)
+    work = clone(store.path, tmp_path / "work")
     stream = []
     for n in range(2049):
         message, content = f"bulk {n}".encode(), f"{n}\n".encode()
@@ -453,7 +394,7 @@ def test_a_push_of_more_than_2048_commits_sends_no_commit_list(
 
 def test_a_push_succeeds_quickly_while_the_control_plane_is_down(store: LocalStore, tmp_path: Path) -> None:
     install(store, tmp_path, closed_port_url())
-    work = clone(store, tmp_path)
+    work = clone(store.path, tmp_path / "work")
     pushed = git_commit(work, "seed", {"tasks/T-1.json": "{}"})
 
     started = time.monotonic()
@@ -470,7 +411,7 @@ def test_a_silent_control_plane_does_not_hold_the_push(store: LocalStore, tmp_pa
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # accepts connections at the kernel level, never answers
         install(store, tmp_path, f"http://127.0.0.1:{silent.getsockname()[1]}/webhooks/github")
-        work = clone(store, tmp_path)
+        work = clone(store.path, tmp_path / "work")
         git_commit(work, "seed", {"tasks/T-1.json": "{}"})
 
         started = time.monotonic()
@@ -485,7 +426,7 @@ def test_the_pushers_ssot_hook_url_overrides_the_installed_one(
     store: LocalStore, tmp_path: Path, receiver: Receiver
 ) -> None:
     install(store, tmp_path, closed_port_url())
-    work = clone(store, tmp_path)
+    work = clone(store.path, tmp_path / "work")
     after = git_commit(work, "seed", {"tasks/T-1.json": "{}"})
 
     result = push(work, env=git_env(SSOT_HOOK_URL=receiver.url))
@@ -521,7 +462,7 @@ def test_the_hook_install_explains_bad_arguments(store: LocalStore, tmp_path: Pa
 def test_a_new_ssot_refuses_force_pushes_and_branch_deletion(tmp_path: Path) -> None:
     store = LocalStore.create(tmp_path / "ssot.git")
     store.commit(parent=None, writes={"a.txt": b"1"}, message="first", author="coordinator")
-    work = clone(store, tmp_path)
+    work = clone(store.path, tmp_path / "work")
     git(work, "commit", "--quiet", "--amend", "-m", "rewritten")
     forced = subprocess.run(
         ["git", "push", "--force", "origin", "HEAD:main"],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
 import sys
 import time
 import uuid
@@ -19,6 +18,7 @@ from ssot.stores.hook import install_post_receive_hook
 from ssot.sync import sync
 from ssot.verify import differences
 from testing.content import commit, task_doc
+from testing.git import clone, git, push
 from testing.server import ControlPlane, database_url
 from testing.webhooks import github_headers, payload
 from webhooks.models import WebhookDelivery
@@ -65,16 +65,6 @@ def wait_for(condition, what: str) -> float:
     return time.monotonic() - started
 
 
-def git(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["git", "-c", "user.name=executor", "-c", "user.email=executor@agents.test", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-
-
 def write_json(work: Path, path: str, document: dict) -> None:
     (work / path).parent.mkdir(parents=True, exist_ok=True)
     (work / path).write_text(json.dumps(document, indent=2) + "\n")
@@ -101,7 +91,7 @@ def test_a_git_push_reaches_the_rows_through_the_hook_and_the_webhook(ssot_path,
         wait_for(lambda: WebhookDelivery.objects.filter(guid=ping, state="done").exists(), "the ping")
 
         work = tmp_path / "work"
-        git(tmp_path, "clone", "-q", str(ssot_path), str(work))
+        clone(ssot_path, work)
         write_json(work, "tasks/T-3.json", task_doc("T-3", last_writer="executor"))
         git(work, "commit", "-q", "-m", "add T-3")
         write_json(work, "tasks/T-1.json", task_doc("T-1", status="awaiting_approval"))
@@ -110,7 +100,8 @@ def test_a_git_push_reaches_the_rows_through_the_hook_and_the_webhook(ssot_path,
         git(work, "commit", "-q", "-m", "drop T-2")
 
         started = time.monotonic()
-        pushed = git(work, "push", "origin", "HEAD:main")
+        pushed = push(work)
+        assert pushed.returncode == 0, pushed.stderr
         assert "control plane not reachable" not in pushed.stderr
         wait_for(
             lambda: (
@@ -122,8 +113,12 @@ def test_a_git_push_reaches_the_rows_through_the_hook_and_the_webhook(ssot_path,
         elapsed = time.monotonic() - started
         wait_for(lambda: WebhookDelivery.objects.filter(event="push", state="done").exists(), "the push done")
 
-    push = WebhookDelivery.objects.get(event="push")
-    assert (push.state, push.source, push.headers["User-Agent"]) == ("done", "github", "agentos-post-receive")
+    delivery = WebhookDelivery.objects.get(event="push")
+    assert (delivery.state, delivery.source, delivery.headers["User-Agent"]) == (
+        "done",
+        "github",
+        "agentos-post-receive",
+    )
     assert differences(store) == []
     # Push to rows: the hook, the 202, the worker's poll of its queue (0.5 s on the ORM broker), the sync.
     assert elapsed < 3.0, f"push to rows took {elapsed:.2f} s"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import subprocess
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from ssot.sync import sync, sync_state
 from ssot.verify import differences
 from testing.content import commit, dispatch, task_doc
 from testing.factories import TaskFactory
+from testing.git import clone, git
 from testing.webhooks import Poster, payload, push_payload
 from webhooks import processing
 from webhooks.models import WebhookDelivery
@@ -300,16 +300,6 @@ def test_any_other_event_is_stored_and_recorded_as_ignored(deliver):
 # -- pushes to the SSOT ------------------------------------------------------------------------------------
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=executor", "-c", "user.email=executor@agents.test", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-
-
 def write(work: Path, files: dict[str, dict | None]) -> None:
     for path, content in files.items():
         target = work / path
@@ -334,7 +324,7 @@ def test_a_push_of_three_commits_brings_adds_changes_and_deletes_into_the_rows(d
     sync()
     before = store.head()
     work = tmp_path / "work"
-    git(tmp_path, "clone", "-q", str(store.path), str(work))
+    clone(store.path, work)
     write(work, {"tasks/T-3.json": task_doc("T-3", last_writer="executor")})
     git(work, "commit", "-q", "-m", "add T-3")
     write(work, {"tasks/T-1.json": task_doc("T-1", status="awaiting_approval", last_writer="executor")})
