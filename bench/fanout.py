@@ -44,7 +44,7 @@ async def connect_all(urls: list[str], clients: int) -> list:
 
 
 async def rounds(api: str, token: str, clients: list, count: int) -> tuple[list[float], ...]:
-    from testing.servers import post_json
+    from testing.server import post_json
 
     samples, decisions, requests = [], [], []
     for number in range(count):
@@ -86,7 +86,7 @@ def run(config: str, clients: int, count: int, redis_url: str) -> dict:
     from ssot.stores.factory import get_store
     from ssot.sync import sync
     from testing.content import task_doc
-    from testing.servers import Daphne, start_all
+    from testing.server import Daphne, start_all
 
     store = get_store()
     writes = {f"tasks/{TASK_ID}.json": dump_json(task_doc(TASK_ID, "in_progress"))}

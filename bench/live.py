@@ -59,7 +59,7 @@ def deployment(name: str, *, redis_url: str | None, hook_port: int | None = None
 
 
 def server_environment(deploy: Deployment, **extra: str) -> dict[str, str]:
-    from testing.servers import server_env
+    from testing.server import server_env
 
     return server_env(ssot_path=deploy.ssot_path, redis_url=deploy.redis_url, prefix=deploy.prefix, **extra)
 

@@ -105,7 +105,7 @@ def main() -> None:
 
     port = free_port()
     deploy = deployment("push", redis_url=args.redis, hook_port=port)
-    from testing.servers import Daphne, Process, Worker
+    from testing.server import Daphne, Process, Worker
 
     env = server_environment(deploy, Q_WORKERS="1", LOG_LEVEL="WARNING")
     daphne, worker = Daphne(env, port=port), Worker(env)

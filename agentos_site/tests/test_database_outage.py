@@ -153,7 +153,7 @@ def test_the_outage_is_real_for_the_driver(tmp_path, store):
 @pytest.fixture
 def daphne_without_database(ssot_path, tmp_path):
     """daphne configured as this run, but with a database it cannot reach."""
-    from testing.servers import Daphne, server_env
+    from testing.server import Daphne, server_env
 
     settings_dict = connection.settings_dict
     if connection.vendor == "postgresql":
@@ -172,7 +172,7 @@ def daphne_without_database(ssot_path, tmp_path):
 def test_daphne_answers_503_json_on_api_and_webhook_paths_without_its_database(
     daphne_without_database, api_settings
 ):
-    from testing.servers import post_json
+    from testing.server import post_json
 
     token = token_for(make_user("staff").get_username())
     bearer = {"Authorization": f"Bearer {token}"}

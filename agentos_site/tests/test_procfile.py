@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
-from testing.server import database_url, free_port
+from testing.server import free_port, server_env
 
 ROOT = Path(__file__).resolve().parents[2]
 START_SEC = 60
@@ -101,29 +100,24 @@ def kill_sessions(sessions: set[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def server_env(ssot_path: Path) -> dict[str, str]:
+def procfile_env(ssot_path: Path) -> dict[str, str]:
     """This run's database, secrets and SSOT, a free PORT, the interpreter's folder first on PATH."""
-    return {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PORT": str(free_port()),
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "AGENTOS_VAR_DIR": str(settings.VAR_DIR),
-        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
-        "GITHUB_WEBHOOK_SECRET": ",".join(settings.GITHUB_WEBHOOK_SECRETS),
-        "XCODE_WEBHOOK_SECRET": TOKEN,
-        "SSOT_BACKEND": "local",
-        "SSOT_LOCAL_PATH": str(ssot_path),
+    return server_env(
+        ssot_path=ssot_path,
+        redis_url=os.environ.get("REDIS_URL") or None,
         # Its own queue and channel names: a worker on a shared Redis must not take other tests' tasks.
-        "CHANNEL_LAYER_PREFIX": f"procfile_{uuid.uuid4().hex[:8]}",
-        "Q_WORKERS": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
+        prefix=f"procfile_{uuid.uuid4().hex[:8]}",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        PORT=str(free_port()),
+        AGENTOS_VAR_DIR=str(settings.VAR_DIR),
+        XCODE_WEBHOOK_SECRET=TOKEN,
+        Q_WORKERS="1",
+    )
 
 
 @pytest.fixture
 def honcho(store, ssot_path: Path, tmp_path: Path) -> Iterator[Honcho]:
-    env = server_env(ssot_path)
+    env = procfile_env(ssot_path)
     env.pop("SERVE_STATIC", None)
     server = Honcho(env, tmp_path / "honcho.log")
     try:
@@ -173,7 +167,7 @@ def test_a_killed_worker_process_takes_its_cluster_with_it(store, ssot_path: Pat
         relay = subprocess.Popen(
             [sys.executable, "-m", "agentos_site.worker"],
             cwd=ROOT,
-            env=server_env(ssot_path),
+            env=procfile_env(ssot_path),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -26,7 +26,7 @@ from ssot.sync import sync
 from testing.content import task_doc
 from testing.factories import UserFactory
 from testing.git import git_push
-from testing.servers import Daphne, Worker, free_port, server_env
+from testing.server import Daphne, Worker, free_port, server_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

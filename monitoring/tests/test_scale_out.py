@@ -26,7 +26,7 @@ from ssot.sync import sync
 from testing.content import task_doc
 from testing.factories import UserFactory
 from testing.live import access_token
-from testing.servers import LOCAL_REDIS, Daphne, post_json, server_env, start_all
+from testing.server import LOCAL_REDIS, Daphne, post_json, server_env, start_all
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
