@@ -73,7 +73,9 @@ def main() -> None:
     ).encode()
     with ControlPlane({}, worker=not args.no_worker, log_dir=var) as plane:
         for rate in [int(value) for value in args.rates.split(",")]:
-            leaders = dict(zip(("daphne", "qcluster"), (p.pid for p in plane.processes), strict=False))
+            leaders = {"daphne": plane.daphne.process.pid}
+            if plane.worker and plane.worker.process:
+                leaders["qcluster"] = plane.worker.process.pid
             run(plane.port, rate, args.seconds, body, processed=not args.no_worker, leaders=leaders)
 
 
