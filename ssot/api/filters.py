@@ -1,4 +1,4 @@
-"""Query filters of the list endpoints (django-filter); a bad filter value is a 400 with every error."""
+"""Query filters of the tasks, messages and audit lists (django-filter; the backend is core/filters.py)."""
 
 from __future__ import annotations
 
