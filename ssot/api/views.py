@@ -93,11 +93,10 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> Any:
     return page_not_found(request, exception)
 
 
-class ApiMixin:
-    """Strict JSON bodies, django-filter with JSON errors, read access by default."""
+class ApiMixin(APIView):
+    """Strict JSON bodies, read access by default."""
 
     parser_classes = [StrictJSONParser]
-    filter_backends = [FilterBackend]
     permission_classes = [permissions.CanRead]
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -111,7 +110,9 @@ class ApiView(ApiMixin, APIView):
 
 
 class ApiViewSet(ApiMixin, viewsets.GenericViewSet):
-    pass
+    """The API's strict bodies and read access, with django-filter answering bad values in JSON."""
+
+    filter_backends = [FilterBackend]
 
 
 # -- tasks -------------------------------------------------------------------------------------------
