@@ -56,6 +56,7 @@ async def measure(
 ) -> tuple[list[float], list[float]]:
     """Push `pushes` changes, each after a random pause under `jitter` s (pushes fall anywhere in a poll)."""
     from websockets.asyncio.client import connect
+    from websockets.typing import Origin
 
     from monitoring.tests.live import dump, task_document
     from ssot.management.commands.simulate_agents import GitClone
@@ -67,7 +68,7 @@ async def measure(
     samples, pushes_done = [], []
     try:
         url = f"{daphne.ws_url}?token={deploy.token}"
-        async with connect(url, origin="http://127.0.0.1", max_size=None) as ws:
+        async with connect(url, origin=Origin("http://127.0.0.1"), max_size=None) as ws:
             await next_event(ws, lambda e: e["type"] == "init", EVENT_TIMEOUT_SEC)
             for number in range(pushes):
                 data = dump(task_document(TASK_ID, "in_progress", counter=number, path=label))

@@ -8,7 +8,7 @@ from django.utils import timezone
 from monitoring.models import Notification
 
 
-class NotificationFactory(factory.django.DjangoModelFactory):
+class NotificationFactory(factory.django.DjangoModelFactory[Notification]):
     class Meta:
         model = Notification
 

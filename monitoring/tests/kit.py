@@ -43,7 +43,7 @@ def heartbeat(store: Store, agent: str, when: datetime) -> None:
     commit(store, {heartbeat_path(agent): {"agent": agent, "at": when.isoformat()}}, author=agent)
 
 
-PAYLOADS = {
+PAYLOADS: dict[str, dict[str, Any]] = {
     "task_dispatch": {"branch": "feature/t-1", "acceptance_criteria": ["tests pass"]},
     "task_result": {"summary": "done"},
     "review_request": {"summary": "please review"},

@@ -19,6 +19,7 @@ import pytest
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from monitoring.tests.live import access_token, dump, task_document
 from monitoring.tests.servers import LOCAL_REDIS, Daphne, post_json, server_env, start_all
@@ -29,7 +30,7 @@ from ssot.tests.factories import UserFactory
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 REDIS_URL = settings.REDIS_URL or LOCAL_REDIS
-ORIGIN = "http://127.0.0.1"
+ORIGIN = Origin("http://127.0.0.1")
 WAIT_SEC = 10
 
 

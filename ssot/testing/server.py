@@ -78,7 +78,7 @@ class ControlPlane:
                 )
             )
         finally:
-            if self.log_dir:
+            if not isinstance(output, int):  # a log file, not DEVNULL
                 output.close()
 
     def _wait_http(self) -> None:

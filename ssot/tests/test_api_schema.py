@@ -123,7 +123,7 @@ def test_the_health_map_is_documented_as_a_map(schema, store, settings):
 def test_a_reason_the_schema_requires_is_a_422_when_missing(schema, store, settings, path, component, body):
     use_test_settings(settings)
     put_tasks(store, awaiting("T-1"))
-    escalation = EscalationFactory()
+    escalation = EscalationFactory.create()
     documented = schema["components"]["schemas"][component]
     assert "reason" in documented["required"]
     assert documented["properties"]["reason"]["minLength"] == 1
