@@ -39,6 +39,7 @@ run: install
 test: install chromium
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check --quiet .
+	$(PY) -m mypy
 	$(PY) -m amp.jsonschema --check
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
@@ -46,6 +47,7 @@ test: install chromium
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check --quiet .
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) var
