@@ -56,6 +56,7 @@ class Client:
         self.session.headers["Authorization"] = f"Bearer {token or emulator.token}"
 
     def __call__(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        # Any keyword of requests passes through, which one object type cannot say.
         return self.session.request(method, self.api + path, timeout=5, **kwargs)  # type: ignore[arg-type]
 
 
