@@ -40,6 +40,7 @@ test: install chromium
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check --quiet .
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 	$(PY) -m amp.jsonschema --check
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
@@ -48,6 +49,7 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check --quiet .
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) var

@@ -128,7 +128,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path, settings):
         settings.GITHUB_API_URL = emulator.base_url
         reset_store()
         store = get_store()
-        store.emulator = emulator
+        store.emulator = emulator  # type: ignore[attr-defined]  # for the fixtures that need its repository
         yield store
         reset_store()
 

@@ -26,7 +26,10 @@ http_app = ASGIStaticFilesHandler(django_asgi_app) if settings.SERVE_STATIC else
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": AllowedHostsOriginValidator(WebsocketAuthStack(URLRouter(websocket_urlpatterns))),
+        # The stubs type URLRouter's routes as a stub-only subclass of Django's URLPattern.
+        "websocket": AllowedHostsOriginValidator(
+            WebsocketAuthStack(URLRouter(websocket_urlpatterns))  # type: ignore[arg-type]
+        ),
     }
 )
 

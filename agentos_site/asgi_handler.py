@@ -41,9 +41,10 @@ from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_as
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
 from django.core.handlers.base import BaseHandler
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.urls import Resolver404, get_resolver, set_script_prefix
 
 # Idle threads kept for the next requests: a burst beyond this many concurrent requests makes new
@@ -103,10 +104,11 @@ class ControlPlaneASGIHandler(ASGIHandler):
             if sync_view:
                 await signals.request_started.asend(sender=self.__class__, scope=scope)
             body_file.close()
-            await self.send_response(error_response, send)
-            await sync_to_async(error_response.close)()
+            # Django's text: create_request gives an error response whenever it gives no request.
+            await self.send_response(error_response, send)  # type: ignore[arg-type]
+            await sync_to_async(error_response.close)()  # type: ignore[union-attr]
             return
-        request._send_request_started = sync_view
+        request._send_request_started = sync_view  # type: ignore[attr-defined]  # our flag, read below
 
         async def process_request(request, send):
             response = await self.run_get_response(request)
@@ -141,13 +143,13 @@ class ControlPlaneASGIHandler(ASGIHandler):
             await sync_to_async(response.close)()
         body_file.close()
 
-    async def get_response_async(self, request: HttpRequest) -> HttpResponse:
-        if not getattr(request, "_send_request_started", False):
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        if not isinstance(request, ASGIRequest) or not getattr(request, "_send_request_started", False):
             return await super().get_response_async(request)
         async with self._slot():
             return await sync_to_async(self._start_and_get_response, thread_sensitive=True)(request)
 
-    def _start_and_get_response(self, request: HttpRequest) -> HttpResponse:
+    def _start_and_get_response(self, request: ASGIRequest) -> HttpResponseBase:
         signals.request_started.send(sender=self.__class__, scope=request.scope)
         return self.sync_handler.get_response(request)
 

@@ -25,8 +25,9 @@ def forget_inherited_connections() -> None:
         if wrapper.connection is not None:
             _inherited.append(wrapper.connection)
             wrapper.connection = None
-    _inherited.append(dict(PostgresWrapper._connection_pools))
-    PostgresWrapper._connection_pools.clear()
+    # A private class attribute of Django's (fenced by a tripwire), absent from the stubs.
+    _inherited.append(dict(PostgresWrapper._connection_pools))  # type: ignore[attr-defined]
+    PostgresWrapper._connection_pools.clear()  # type: ignore[attr-defined]
     _inherited.append(sqlite_pool.forget_pools())
 
 

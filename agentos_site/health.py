@@ -27,6 +27,8 @@ def _database() -> bool:
 
 def _channel_layer() -> bool:
     layer = get_channel_layer()
+    if layer is None:  # no CHANNEL_LAYERS configured
+        return False
     async_to_sync(layer.send)("healthz.probe", {"type": "healthz.probe"})
     async_to_sync(layer.receive)("healthz.probe")
     return True

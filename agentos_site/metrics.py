@@ -165,7 +165,9 @@ class ControlPlaneCollector(Collector):
             f"{LATENCY_SAMPLE} processed in the last {int(LATENCY_WINDOW.total_seconds() // 60)} minutes.",
             labels=["quantile"],
         )
-        ordered = sorted(max(0.0, (done - received).total_seconds()) for received, done in processed)
+        ordered = sorted(
+            max(0.0, (done - received).total_seconds()) for received, done in processed if done is not None
+        )
         if ordered:
             for q in QUANTILES:
                 latency.add_metric([str(q)], _quantile(ordered, q))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "INT64_MAX",
@@ -59,7 +59,7 @@ class JsonRefused(ValueError):
         super().__init__(reason)
 
 
-def fits_int64(value: object) -> bool:
+def fits_int64(value: object) -> TypeGuard[int]:
     """Whether `value` is an integer a signed 64-bit column can hold (bool is not an integer here)."""
     return value.__class__ is int and INT64_MIN <= value <= INT64_MAX
 

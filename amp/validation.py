@@ -117,6 +117,8 @@ def _validate_fully(raw: object) -> Envelope:
         payload = {**payload, **_check_object(payload, payload_fields, "payload.", errors)}
     if errors:
         raise AmpValidationError(errors)
+    # No violation: the required `payload` field was checked to be an object.
+    assert isinstance(payload, dict)
     return _envelope(raw, values, payload)
 
 
@@ -173,17 +175,17 @@ def _check_value(rule: spec.Rule, value: object, path: str, errors: list[Violati
         problem = f"must be {rule.const!r}, not {_shorten(value)}"
     elif rule.enum and value not in rule.enum:
         problem = f"must be one of {', '.join(rule.enum)}; got {_shorten(value)}"
-    elif rule.min_length and len(value) < rule.min_length:
+    elif rule.min_length and isinstance(value, str | list) and len(value) < rule.min_length:
         problem = "must not be empty"
-    elif rule.minimum is not None and value < rule.minimum:
+    elif rule.minimum is not None and isinstance(value, int | float) and value < rule.minimum:
         problem = f"must be >= {rule.minimum}"
-    elif rule.maximum is not None and value > rule.maximum:
+    elif rule.maximum is not None and isinstance(value, int | float) and value > rule.maximum:
         problem = f"must be <= {rule.maximum} (it is stored as a signed 64-bit integer)"
-    elif rule.format is not None:
+    elif rule.format is not None and isinstance(value, str):
         problem = _FORMAT_CHECKS[rule.format](value)
     if problem:
         errors.append(Violation(path, problem))
-    if rule.items is not None:
+    if rule.items is not None and isinstance(value, list):
         for index, item in enumerate(value):
             _check_value(rule.items, item, f"{path}[{index}]", errors)
 
@@ -325,8 +327,10 @@ def _default_factory(default: Any) -> Callable[[], Any]:
     """A fresh copy of a default each time, without deepcopy's cost for the common ones."""
     if default is None or isinstance(default, str | int | float):
         return lambda: default
-    if default == [] or default == {}:
-        return default.__class__
+    if default == []:
+        return list
+    if default == {}:
+        return dict
     return lambda: copy.deepcopy(default)
 
 

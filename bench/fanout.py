@@ -30,9 +30,10 @@ EVENT_TIMEOUT_SEC = 60
 
 async def connect_all(urls: list[str], clients: int) -> list:
     from websockets.asyncio.client import connect
+    from websockets.typing import Origin
 
     async def one(url: str):
-        client = await connect(url, origin="http://127.0.0.1", max_size=None, open_timeout=60)
+        client = await connect(url, origin=Origin("http://127.0.0.1"), max_size=None, open_timeout=60)
         await next_event(client, lambda e: e["type"] == "init", EVENT_TIMEOUT_SEC)
         return client
 

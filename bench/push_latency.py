@@ -58,6 +58,7 @@ async def measure(
 ) -> tuple[list[float], list[float]]:
     """Push `pushes` changes, each after a random pause under `jitter` s (pushes fall anywhere in a poll)."""
     from websockets.asyncio.client import connect
+    from websockets.typing import Origin
 
     from ssot.documents import dump_json
     from ssot.stores.base import git_blob_sha
@@ -71,7 +72,7 @@ async def measure(
     samples, pushes_done = [], []
     try:
         url = f"{daphne.ws_url}?token={deploy.token}"
-        async with connect(url, origin="http://127.0.0.1", max_size=None) as ws:
+        async with connect(url, origin=Origin("http://127.0.0.1"), max_size=None) as ws:
             await next_event(ws, lambda e: e["type"] == "init", EVENT_TIMEOUT_SEC)
             for number in range(pushes):
                 data = dump_json(task_doc(TASK_ID, "in_progress", counter=number, path=label))

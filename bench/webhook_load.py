@@ -73,6 +73,7 @@ def main() -> None:
     ).encode()
     with ControlPlane({}, worker=not args.no_worker, log_dir=var) as plane:
         for rate in [int(value) for value in args.rates.split(",")]:
+            assert plane.daphne.process is not None
             leaders = {"daphne": plane.daphne.process.pid}
             if plane.worker and plane.worker.process:
                 leaders["qcluster"] = plane.worker.process.pid

@@ -29,7 +29,8 @@ class ErrorSerializer(serializers.Serializer):
 
     detail = serializers.CharField()
     code = serializers.CharField(required=False)
-    errors = ViolationSerializer(many=True, required=False)
+    # DRF's metaclass takes declared fields off the class, so Serializer.errors (the property) is intact.
+    errors = ViolationSerializer(many=True, required=False)  # type: ignore[assignment]
 
 
 def error(description: str) -> OpenApiResponse:
@@ -64,11 +65,10 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> Any:
     return page_not_found(request, exception)
 
 
-class ApiMixin:
-    """Strict JSON bodies, django-filter with JSON errors, read access by default."""
+class ApiMixin(APIView):
+    """Strict JSON bodies, read access by default."""
 
     parser_classes = [StrictJSONParser]
-    filter_backends = [FilterBackend]
     permission_classes = [permissions.CanRead]
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -82,4 +82,6 @@ class ApiView(ApiMixin, APIView):
 
 
 class ApiViewSet(ApiMixin, viewsets.GenericViewSet):
-    pass
+    """The API's strict bodies and read access, with django-filter answering bad values in JSON."""
+
+    filter_backends = [FilterBackend]

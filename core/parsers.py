@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -34,7 +35,9 @@ class StrictJSONParser(JSONParser):
     DRF reads the body through Django, which refuses one over DATA_UPLOAD_MAX_MEMORY_SIZE (a 413 here).
     """
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
         encoding = str((parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET)
         if encoding.lower().replace("_", "-") not in ("utf-8", "utf8", "us-ascii", "ascii"):
             raise ParseError(f"the body must be UTF-8 JSON, not {encoding[:40]}")

@@ -59,8 +59,10 @@ def _bounded(prefix: str, key: str, suffix: str = "") -> str:
 
 
 def timeout_escalation_id(agent: str, last_seen: datetime) -> str:
-    """The heartbeat_timeout escalation of the episode that began after `last_seen`."""
-    return _bounded(AGENT_PREFIX, agent, f"-{epoch_ms(last_seen)}")
+    """The heartbeat_timeout escalation of the episode that began after `last_seen`.
+
+    An id's number has no sign: a heartbeat dated before the epoch (an agent's clock) counts from it."""
+    return _bounded(AGENT_PREFIX, agent, f"-{max(epoch_ms(last_seen), 0)}")
 
 
 def ack_escalation_id(msg_id: str) -> str:
@@ -94,7 +96,8 @@ def _timeout_envelope(notification: Notification) -> dict[str, Any] | None:
     agent = Agent.objects.filter(timeout_msg_id=msg_id).first()
     if agent is None:
         return None
-    last_seen = from_epoch_ms(int(msg_id.rsplit("-", 1)[1]))
+    # Not from_epoch_ms: its 0 means "never", while a timed-out agent was seen, at the epoch at the earliest.
+    last_seen = _EPOCH + timedelta(milliseconds=int(msg_id.rsplit("-", 1)[1]))
     elapsed = notification.created_at - last_seen
     return amp.build_escalation(
         msg_id=msg_id,

@@ -103,7 +103,7 @@ class LocalChannelLayer(InMemoryChannelLayer):
         now = time.monotonic()
         if now >= self.next_clean:
             self.next_clean = now + CLEAN_EVERY_SEC
-            super()._clean_expired()
+            super()._clean_expired()  # type: ignore[misc]  # channels' private method, not in its stubs
 
     # -- listening (processes with group members) ------------------------------------------------
 
@@ -136,6 +136,7 @@ class LocalChannelLayer(InMemoryChannelLayer):
             self.loop = loop
 
     def _readable(self) -> None:
+        assert self.listener is not None  # a reader only of the listener `_listen` made
         while True:
             try:
                 data = self.listener.recv(MAX_DATAGRAM + 1)

@@ -207,7 +207,7 @@ class Monitor:
         self.now = now or timezone.now()
         self.report = CheckReport(now=self.now)
         self.names = [name for name in settings.AGENTS if amp.is_safe_id(name)]
-        self.health: SyncHealth | None = None
+        self.health: SyncHealth  # read by `read_health`, the first step
 
     # -- the steps, in the order `heartbeat_check` runs them ---------------------------------------
 
@@ -220,11 +220,13 @@ class Monitor:
             .values("n")[:1]
         )
         where = {"backend": get_store().backend, "repository": repository_label(), "branch": branch()}
-        state = SyncState.objects.filter(**where).annotate(agents_present=Subquery(present)).first()
-        if state is None:
+        found = SyncState.objects.filter(**where).annotate(agents_present=Subquery(present)).first()
+        if found is None:
             state = sync_state()
-            state.agents_present = Agent.objects.filter(name__in=self.names).count()
-        if (state.agents_present or 0) < len(self.names):
+            agents_present = Agent.objects.filter(name__in=self.names).count()
+        else:
+            state, agents_present = found, found.agents_present
+        if (agents_present or 0) < len(self.names):
             Agent.objects.bulk_create([Agent(name=name) for name in self.names], ignore_conflicts=True)
         self.health = sync_health(state, self.now)
         if not self.health.trusted:
@@ -358,8 +360,10 @@ class Monitor:
 
     def claim_timeout(self, agent: Agent) -> Notification | None:
         """Enter `timeout`: claim the episode's escalation id; the notification is the claim's record."""
-        previous = agent.status
-        msg_id = timeout_escalation_id(agent.name, agent.last_seen)
+        previous, last_seen = agent.status, agent.last_seen
+        if last_seen is None:  # never seen: `unknown`, never timed out
+            return None
+        msg_id = timeout_escalation_id(agent.name, last_seen)
         with transaction.atomic():
             claimed = Agent.objects.filter(pk=agent.pk, status=previous, timeout_msg_id="").update(
                 status=Agent.Status.TIMEOUT, status_since=self.now, timeout_msg_id=msg_id
@@ -370,7 +374,7 @@ class Monitor:
             self._changed(agent, previous, Agent.Status.TIMEOUT)
             if self._already_claimed(msg_id):
                 return None
-            elapsed = self.now - agent.last_seen
+            elapsed = self.now - last_seen
             notification = self._notification(
                 f"[critical] {HEARTBEAT_TIMEOUT}: {agent.name}",
                 f"{agent.name.upper()} has not written to SSOT for {int(elapsed.total_seconds() // 60)} "

@@ -17,13 +17,21 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, models
+from django.db.models import ForeignObjectRel
 
 BATCH = 1000
 # json.dumps(value, ensure_ascii=False), without building an encoder for every value.
 _JSON_TEXT = json.JSONEncoder(ensure_ascii=False).encode
 
 
-def _converter(field: models.Field) -> Callable[[Any], Any] | None:
+def _column(field: models.Field[Any, Any] | ForeignObjectRel) -> str:
+    """The column a field is stored in; a reverse relation or a virtual field has none."""
+    if not isinstance(field, models.Field) or field.column is None:
+        raise TypeError(f"{field!r} is not stored in a column")
+    return field.column
+
+
+def _converter(field: models.Field[Any, Any] | ForeignObjectRel) -> Callable[[Any], Any] | None:
     """How a value of this field becomes a query parameter; None when it goes as it is."""
     if isinstance(field, models.JSONField):
         return _JSON_TEXT
@@ -101,13 +109,13 @@ class Upsert:
         placeholders = ", ".join(
             f"%s{json_cast}" if isinstance(f, models.JSONField) else "%s" for f in fields
         )
-        columns = [quote(meta.get_field(name).column) for name in names if name not in self.keep]
+        columns = [quote(_column(meta.get_field(name))) for name in names if name not in self.keep]
         assignments = ", ".join(f"{column} = EXCLUDED.{column}" for column in columns)
         # Every identifier comes from the model's own metadata, quoted by the backend; values are parameters.
         self._sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(_column(f)) for f in fields)}) "  # noqa: S608
             f"VALUES ({placeholders}) "
-            f"ON CONFLICT ({quote(meta.get_field(self.unique).column)}) DO UPDATE SET {assignments}"
+            f"ON CONFLICT ({quote(_column(meta.get_field(self.unique)))}) DO UPDATE SET {assignments}"
         )
         self._names = names
         self._special = [
@@ -126,14 +134,14 @@ def select_in(
     A plain `IN` query per BATCH keys: a filter on a thousand keys costs the ORM more than SQLite.
     """
     meta, quote = model._meta, connection.ops.quote_name
-    columns = ", ".join(quote(meta.get_field(name).column) for name in (key, *fields))
+    columns = ", ".join(quote(_column(meta.get_field(name))) for name in (key, *fields))
     found: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
         for start in range(0, len(keys), BATCH):
             chunk = list(keys[start : start + BATCH])
             cursor.execute(
                 f"SELECT {columns} FROM {quote(meta.db_table)} "  # noqa: S608 (identifiers from the model)
-                f"WHERE {quote(meta.get_field(key).column)} IN ({', '.join(['%s'] * len(chunk))})",
+                f"WHERE {quote(_column(meta.get_field(key)))} IN ({', '.join(['%s'] * len(chunk))})",
                 chunk,
             )
             found.extend(cursor.fetchall())

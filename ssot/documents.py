@@ -143,11 +143,11 @@ def parse_ack(path: str, raw: bytes) -> AckDoc:
     doc = load_json_object(raw)
     if doc.get("msg_id") != file_id:
         errors.append(_error("msg_id", f"must equal the file name {file_id[:80]!r}"))
-    by = doc.get("by")
+    by = doc.get("by", "")
     if by not in amp.AGENT_NAMES:
         errors.append(_error("by", f"must be one of {', '.join(amp.AGENT_NAMES)}"))
     at = _aware(doc.get("at"), "at", errors)
-    if errors:
+    if errors or at is None:
         raise FileInvalid(errors)
     return AckDoc(msg_id=file_id, by=by, at=at)
 
@@ -166,7 +166,7 @@ def parse_heartbeat(path: str, raw: bytes) -> HeartbeatDoc:
     if doc.get("agent") != file_id:
         errors.append(_error("agent", f"must equal the file name {file_id[:80]!r}"))
     at = _aware(doc.get("at"), "at", errors)
-    if errors:
+    if errors or at is None:
         raise FileInvalid(errors)
     return HeartbeatDoc(agent=file_id, at=at)
 
@@ -207,7 +207,7 @@ def parse_audit(raw: bytes) -> tuple[list[AuditLine], list[dict[str, str]]]:
         for field in ("actor", "action"):
             if not isinstance(data.get(field), str) or not data[field]:
                 problems.append(_error(f"{where}.{field}", "required: a non-empty string"))
-        if problems:
+        if problems or timestamp is None:
             errors.extend(problems)
             continue
         detail = data.get("detail", "")

@@ -9,7 +9,7 @@ ORM step fails after the commit, the next sync repairs it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -252,7 +252,9 @@ def message_create(*, raw: object, sender: str) -> Written:
     return _write_message(envelope, author=sender)
 
 
-def _write_message(envelope: amp.Envelope, *, author: str, audit: list[tuple[datetime, str]] = ()) -> Written:
+def _write_message(
+    envelope: amp.Envelope, *, author: str, audit: Sequence[tuple[datetime, str]] = ()
+) -> Written:
     canonical = envelope.to_dict()
     path = message_path(envelope.msg_id)
 

@@ -29,7 +29,7 @@ def differences(store: Store, *, deep: bool = True) -> list[str]:
         (QuarantinedFile, QuarantinedFile.objects.values_list("path", flat=True)),
     ]
     for model, paths in tables:
-        for path in sorted(set(paths) - set(files)):
+        for path in sorted({p for p in paths if p is not None} - set(files)):
             found.append(f"{path}: a {model._meta.verbose_name} row without its file")
     for path, sha in sorted(files.items()):
         row = ledger.get(path)
@@ -46,7 +46,7 @@ def differences(store: Store, *, deep: bool = True) -> list[str]:
     return found
 
 
-def _compare(path: str, kind: str, raw: bytes, *, quarantined: bool) -> list[str]:
+def _compare(path: str, kind: str | None, raw: bytes, *, quarantined: bool) -> list[str]:
     if quarantined:
         row = QuarantinedFile.objects.filter(path=path).first()
         if kind == "audit":
@@ -69,8 +69,8 @@ def _compare(path: str, kind: str, raw: bytes, *, quarantined: bool) -> list[str
             message = Message.objects.filter(ssot_path=path).first()
             same = message is not None and message.envelope == parse_message(path, raw).raw
         elif kind == "ack":
-            ack, doc = Ack.objects.filter(ssot_path=path).first(), parse_ack(path, raw)
-            same = ack is not None and (ack.by, ack.at) == (doc.by, doc.at)
+            ack, ack_doc = Ack.objects.filter(ssot_path=path).first(), parse_ack(path, raw)
+            same = ack is not None and (ack.by, ack.at) == (ack_doc.by, ack_doc.at)
         elif kind == "audit":
             return _compare_audit(path, raw)
         else:

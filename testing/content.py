@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def result(
 
 def commit(
     store: Store,
-    writes: dict[str, bytes | dict] | None = None,
+    writes: Mapping[str, bytes | dict] | None = None,
     deletes: tuple[str, ...] = (),
     *,
     author: str = "coordinator",
@@ -94,5 +95,6 @@ def commit_gitlink(repository: str | Path, path: str, target: str, *, branch: st
 
 
 def read_json(store: Store, path: str) -> Any:
-    entry = store.entry(store.head(), path)
+    head = store.head()
+    entry = store.entry(head, path) if head is not None else None
     return amp.loads(store.read(entry.sha)) if entry else None

@@ -6,7 +6,7 @@ import json
 
 import factory
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from monitoring.models import Notification
@@ -19,7 +19,7 @@ def _blob(document: dict) -> str:
     return git_blob_sha(json.dumps(document, indent=2).encode())
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
@@ -39,7 +39,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 class AgentUserFactory(UserFactory):
     """A user in the `agents` group, named after the agent."""
 
-    username = "executor"
+    username = "executor"  # type: ignore[assignment]  # a fixed value where the base has a sequence
     is_staff = False
 
     @factory.post_generation
@@ -48,7 +48,7 @@ class AgentUserFactory(UserFactory):
             self.groups.add(*(Group.objects.get(name=name) for name in ["agents", *(extracted or [])]))
 
 
-class TaskFactory(factory.django.DjangoModelFactory):
+class TaskFactory(factory.django.DjangoModelFactory[models.Task]):
     class Meta:
         model = models.Task
         django_get_or_create = ("task_id",)
@@ -75,7 +75,7 @@ class TaskFactory(factory.django.DjangoModelFactory):
     blob_sha = factory.LazyAttribute(lambda t: _blob(t.document))
 
 
-class MessageFactory(factory.django.DjangoModelFactory):
+class MessageFactory(factory.django.DjangoModelFactory[models.Message]):
     class Meta:
         model = models.Message
 
@@ -112,7 +112,7 @@ class MessageFactory(factory.django.DjangoModelFactory):
     )
 
 
-class AckFactory(factory.django.DjangoModelFactory):
+class AckFactory(factory.django.DjangoModelFactory[models.Ack]):
     class Meta:
         model = models.Ack
 
@@ -124,7 +124,7 @@ class AckFactory(factory.django.DjangoModelFactory):
     blob_sha = factory.Sequence(lambda n: f"{n:040x}")
 
 
-class AgentFactory(factory.django.DjangoModelFactory):
+class AgentFactory(factory.django.DjangoModelFactory[models.Agent]):
     class Meta:
         model = models.Agent
         django_get_or_create = ("name",)
@@ -136,7 +136,7 @@ class AgentFactory(factory.django.DjangoModelFactory):
     status_since = factory.LazyFunction(timezone.now)
 
 
-class EscalationFactory(factory.django.DjangoModelFactory):
+class EscalationFactory(factory.django.DjangoModelFactory[models.Escalation]):
     class Meta:
         model = models.Escalation
 
@@ -165,7 +165,7 @@ class EscalationFactory(factory.django.DjangoModelFactory):
     created_at = factory.LazyFunction(timezone.now)
 
 
-class AuditEntryFactory(factory.django.DjangoModelFactory):
+class AuditEntryFactory(factory.django.DjangoModelFactory[models.AuditEntry]):
     class Meta:
         model = models.AuditEntry
 
@@ -188,7 +188,7 @@ class AuditEntryFactory(factory.django.DjangoModelFactory):
     in_ssot = False
 
 
-class WebhookDeliveryFactory(factory.django.DjangoModelFactory):
+class WebhookDeliveryFactory(factory.django.DjangoModelFactory[WebhookDelivery]):
     class Meta:
         model = WebhookDelivery
 
@@ -199,7 +199,7 @@ class WebhookDeliveryFactory(factory.django.DjangoModelFactory):
     body = b'{"zen": "Keep it logically awesome."}'
 
 
-class SyncStateFactory(factory.django.DjangoModelFactory):
+class SyncStateFactory(factory.django.DjangoModelFactory[models.SyncState]):
     class Meta:
         model = models.SyncState
         django_get_or_create = ("backend", "repository", "branch")
@@ -212,7 +212,7 @@ class SyncStateFactory(factory.django.DjangoModelFactory):
     last_success_at = factory.LazyFunction(timezone.now)
 
 
-class SsotFileFactory(factory.django.DjangoModelFactory):
+class SsotFileFactory(factory.django.DjangoModelFactory[models.SsotFile]):
     class Meta:
         model = models.SsotFile
 
@@ -221,7 +221,7 @@ class SsotFileFactory(factory.django.DjangoModelFactory):
     blob_sha = factory.Sequence(lambda n: f"{n:040x}")
 
 
-class QuarantinedFileFactory(factory.django.DjangoModelFactory):
+class QuarantinedFileFactory(factory.django.DjangoModelFactory[models.QuarantinedFile]):
     class Meta:
         model = models.QuarantinedFile
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pygit2
@@ -31,6 +31,8 @@ RATE_LIMIT_DOCS = f"{DOCS_URL}/overview/rate-limits-for-the-rest-api"
 RATE_LIMIT = 5000
 SHA_RE = re.compile(r"[0-9a-f]{40}")
 BLOB_MODES = {"100644": pygit2.enums.FileMode.BLOB, "100755": pygit2.enums.FileMode.BLOB_EXECUTABLE}
+# What `_lookup` finds: a commit, a tree or a blob.
+_Found = TypeVar("_Found", pygit2.Commit, pygit2.Tree, pygit2.Blob)
 
 # (method, route template, handler method); `{ref}`, `{path}` and `{branch}` may span several segments.
 ROUTES = [
@@ -393,7 +395,7 @@ class GitHubEmulator:
     def _user(self) -> pygit2.Signature:
         return pygit2.Signature(self.owner, f"{self.owner}@users.noreply.github.com", int(time.time()), 0)
 
-    def _ref_json(self, name: str, target: pygit2.Oid) -> dict[str, Any]:
+    def _ref_json(self, name: str, target: pygit2.Oid | str) -> dict[str, Any]:
         return {
             "ref": name,
             "url": f"{self._api}/git/{name}",
@@ -430,12 +432,12 @@ class GitHubEmulator:
         entries: list[dict[str, Any]] = []
         for obj in tree:
             entry: dict[str, Any] = {
-                "path": prefix + obj.name,
+                "path": f"{prefix}{obj.name}",
                 "mode": f"{obj.filemode:06o}",
                 "type": obj.type_str,
                 "sha": str(obj.id),
             }
-            if obj.type_str == "blob":
+            if isinstance(obj, pygit2.Blob):
                 entry["size"] = obj.size
                 entry["url"] = f"{self._api}/git/blobs/{obj.id}"
             elif obj.type_str == "tree":
@@ -455,7 +457,7 @@ class GitHubEmulator:
             "truncated": truncated,
         }
 
-    def _lookup(self, sha: Any, kind: type[pygit2.Object]) -> Any:
+    def _lookup(self, sha: Any, kind: type[_Found]) -> _Found | None:
         """The object of this kind named by a full SHA, or None."""
         if not isinstance(sha, str) or not SHA_RE.fullmatch(sha):
             return None
@@ -482,7 +484,7 @@ class GitHubEmulator:
         ref = self.git.references.get(f"refs/heads/{name}")
         if ref is None:
             raise ApiError(404, "Branch not found")
-        commit = self.git[ref.target]
+        commit = self.git[ref.target].peel(pygit2.Commit)
         html = f"https://github.com/{self.owner}/{self.name}"
         git_commit = {
             key: value
@@ -571,7 +573,7 @@ class GitHubEmulator:
         for item in sorted(items, key=lambda item: str(item.get("path")) if isinstance(item, dict) else ""):
             self._apply_tree_item(index, item)
         try:
-            tree = self.git[index.write_tree(self.git)]
+            tree = self.git[index.write_tree(self.git)].peel(pygit2.Tree)
         except pygit2.GitError as exc:
             raise ApiError(422, "GitRPC::BadObjectState") from exc
         return 201, self._tree_json(tree, recursive=False)
@@ -638,7 +640,7 @@ class GitHubEmulator:
         author = _signature(body.get("author"), user)
         committer = _signature(body.get("committer"), author if body.get("author") else user)
         oid = self.git.create_commit(None, author, committer, body["message"], tree.id, parents)
-        return 201, self._commit_json(self.git[oid])
+        return 201, self._commit_json(self.git[oid].peel(pygit2.Commit))
 
     def _put_contents(self, params: dict[str, str], query: Any, body: Any) -> tuple[int, dict[str, Any]]:
         path, branch = params["path"], body.get("branch") or self.default_branch
@@ -683,5 +685,5 @@ class GitHubEmulator:
                 "type": "file",
                 "_links": {"self": content_url, "git": blob_url, "html": html_url},
             },
-            "commit": self._commit_json(self.git[oid]),
+            "commit": self._commit_json(self.git[oid].peel(pygit2.Commit)),
         }

@@ -42,7 +42,7 @@ def heartbeat(store: Store, agent: str, when: datetime) -> None:
     commit(store, {heartbeat_path(agent): {"agent": agent, "at": when.isoformat()}}, author=agent)
 
 
-PAYLOADS = {
+PAYLOADS: dict[str, dict[str, Any]] = {
     "task_dispatch": {"branch": "feature/t-1", "acceptance_criteria": ["tests pass"]},
     "task_result": {"summary": "done"},
     "review_request": {"summary": "please review"},
@@ -90,13 +90,19 @@ def check(time_machine: Any, when: datetime, *, poll: bool = True) -> services.C
     return services.run_checks()
 
 
+def _head(store: Store) -> str:
+    head = store.head()
+    assert head is not None, "the SSOT has no commit yet"
+    return head
+
+
 def ssot_json(store: Store, path: str) -> dict[str, Any] | None:
-    entry = store.entry(store.head(), path)
+    entry = store.entry(_head(store), path)
     return json.loads(store.read(entry.sha)) if entry else None
 
 
 def ssot_paths(store: Store, prefix: str) -> list[str]:
-    return sorted(entry.path for entry in store.list(store.head(), prefix))
+    return sorted(entry.path for entry in store.list(_head(store), prefix))
 
 
 def audit_lines(store: Store) -> list[dict[str, Any]]:
@@ -104,7 +110,8 @@ def audit_lines(store: Store) -> list[dict[str, Any]]:
     lines = []
     for path in ssot_paths(store, "audit/"):
         if path.endswith(".jsonl"):
-            entry = store.entry(store.head(), path)
+            entry = store.entry(_head(store), path)
+            assert entry is not None
             lines += [json.loads(line) for line in store.read(entry.sha).decode().splitlines() if line]
     return lines
 

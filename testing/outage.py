@@ -59,14 +59,14 @@ def _postgresql_down(alias: str) -> Iterator[None]:
             )
             connection.close()
             if pool:
-                connection.close_pool()
+                connection.close_pool()  # type: ignore[attr-defined]  # PostgreSQL's wrapper (a pool is set)
                 options["pool"] = {**pool, "timeout": OUTAGE_POOL_TIMEOUT_SEC}
             yield
         finally:
             _allow_connections(admin, name, True)
             connection.close()
             if pool:
-                connection.close_pool()
+                connection.close_pool()  # type: ignore[attr-defined]  # PostgreSQL's wrapper (a pool is set)
                 options["pool"] = pool
 
 

@@ -18,7 +18,7 @@ def examples(count: int) -> int:
     (HYPOTHESIS_PROFILE=explore), since a test's own settings would override the profile's."""
     if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci":
         return count
-    return settings.default.max_examples
+    return settings().max_examples
 
 
 # Each kind the strict reader refuses, as a JSON value's text (or a key's).

@@ -56,7 +56,9 @@ class Poster:
     ) -> Any:
         """POST a delivery signed like GitHub's; `headers` overrides some (None drops one)."""
         body = data if isinstance(data, bytes) else json.dumps(data).encode()
-        sent = github_headers(body, event=event, secret=secret or self.secret, guid=guid)
+        sent: dict[str, str | None] = dict(
+            github_headers(body, event=event, secret=secret or self.secret, guid=guid)
+        )
         sent.update(headers or {})
         return self.client.post(
             path,

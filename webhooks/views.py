@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpRequest
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -38,7 +39,7 @@ def _answer(status: int, **body: Any) -> Response:
     response = Response(body, status=status)
     # Django logs every 4xx with its path, and the Xcode path may hold the token: our own log line
     # (without the path) replaces it.
-    response._has_been_logged = True
+    response._has_been_logged = True  # type: ignore[attr-defined]  # Django's private mark
     return response
 
 
@@ -68,7 +69,7 @@ class WebhookView(APIView):
     renderer_classes = [JSONRenderer]
     source = ""
 
-    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def http_method_not_allowed(self, request: HttpRequest | Request, *args: Any, **kwargs: Any) -> Response:
         return _answer(405, detail=f"Method {request.method} not allowed; webhooks are POSTed.")
 
     def unverified(self, address: str, status: int, detail: str) -> Response:

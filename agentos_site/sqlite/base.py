@@ -107,13 +107,16 @@ class CursorWrapper(base.SQLiteCursorWrapper):
                 attempt += 1
 
 
+# The overridden underscore methods and `transaction_mode` are Django's internals (fenced: the tripwire
+# tests); django-stubs leaves them out, hence the `type: ignore`s on their uses.
 class DatabaseWrapper(base.DatabaseWrapper):
     _held_write_lock: threading.Lock | None = None
     busy_timeout_sec = DEFAULT_TIMEOUT_SEC
 
     def _start_transaction_under_autocommit(self) -> None:
-        if self.transaction_mode not in ("IMMEDIATE", "EXCLUSIVE") or self.is_in_memory_db():
-            super()._start_transaction_under_autocommit()
+        mode = self.transaction_mode  # type: ignore[attr-defined]  # Django 5.1+, absent from the stubs
+        if mode not in ("IMMEDIATE", "EXCLUSIVE") or self.is_in_memory_db():
+            super()._start_transaction_under_autocommit()  # type: ignore[misc]
             return
         lock = write_lock(str(self.settings_dict["NAME"]))
         if not lock.acquire(timeout=self.busy_timeout_sec):
@@ -124,7 +127,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # close) lets go of SQLite's lock as its connection is freed: the process's lock goes with it.
         self._write_lock_finalizer = weakref.finalize(self, lock.release)
         try:
-            super()._start_transaction_under_autocommit()
+            super()._start_transaction_under_autocommit()  # type: ignore[misc]
         except BaseException:
             self._release_write_lock()
             raise
@@ -137,13 +140,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _commit(self) -> None:
         try:
-            super()._commit()
+            super()._commit()  # type: ignore[misc]
         finally:
             self._release_write_lock()
 
     def _rollback(self) -> None:
         try:
-            super()._rollback()
+            super()._rollback()  # type: ignore[misc]
         finally:
             self._release_write_lock()
 
@@ -171,7 +174,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 conn = pool.pop() if pool else None
             if conn is not None:
                 conn.execute("PRAGMA foreign_keys = ON")
-                self._pooled_key = key
+                self._pooled_key: tuple[str, int, int] | None = key
                 return conn
         # Set up with SQLite's busy handler (the PRAGMAs may wait for a lock); then without it: the
         # cursor waits for the write lock itself.
@@ -191,14 +194,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _close_or_pool(self, conn: sqlite3.Connection, key: tuple[str, int, int] | None) -> None:
         if key is None or self.in_atomic_block or self.errors_occurred or not self._reusable(conn):
-            super()._close()
+            super()._close()  # type: ignore[misc]
             return
         with _lock:
             pool = _pools.setdefault(key, [])
             if len(pool) < settings.SQLITE_POOL_SIZE:
                 pool.append(conn)
                 return
-        super()._close()
+        super()._close()  # type: ignore[misc]
 
     def _reusable(self, conn: sqlite3.Connection) -> bool:
         """Roll back what is left open; a connection that cannot be is not reused."""

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from channels.testing import HttpCommunicator
@@ -22,7 +24,7 @@ from django.urls import path
 from agentos_site.asgi_handler import ControlPlaneASGIHandler
 
 HELD_SEC = 0.3
-_running = {"now": 0, "most": 0, "threads": set()}
+_running: dict[str, Any] = {"now": 0, "most": 0, "threads": set()}
 _lock = threading.Lock()
 _middleware_threads: list[int] = []
 
@@ -66,7 +68,7 @@ def handler(settings):
     return ControlPlaneASGIHandler()
 
 
-async def _get(handler, url: str) -> dict:
+async def _get(handler, url: str) -> Mapping[str, Any]:
     communicator = HttpCommunicator(handler, "GET", url, headers=[(b"host", b"127.0.0.1")])
     return await communicator.get_response(timeout=10)
 

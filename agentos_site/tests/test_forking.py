@@ -24,7 +24,7 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone():
         forgot = (
             connection.connection is None
             and not any(sqlite_backend._pools.values())
-            and not PostgresWrapper._connection_pools
+            and not PostgresWrapper._connection_pools  # type: ignore[attr-defined]  # Django's private pools
         )
         count = SyncState.objects.count()
         fresh = connection.connection is not parent_connection

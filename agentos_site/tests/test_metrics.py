@@ -97,7 +97,7 @@ def test_quarantined_files_are_counted_by_kind(client, synced):
 def test_webhook_deliveries_by_state_and_their_processing_latency(client, synced):
     now = timezone.now()
     for seconds in (0.1, 0.2, 0.3, 4.0):
-        delivery = WebhookDeliveryFactory(state=WebhookDelivery.State.DONE)
+        delivery = WebhookDeliveryFactory.create(state=WebhookDelivery.State.DONE)
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
             received_at=now - timedelta(seconds=seconds), processed_at=now
         )
@@ -152,7 +152,7 @@ def test_each_commit_of_the_write_path_is_counted(client, synced):
 def _race(store, monkeypatch, *, every_time: bool) -> None:
     """A real push lands between the draft and its commit (every time, or only the first)."""
     real_commit = store.commit
-    pushes = []
+    pushes: list[str] = []
 
     def push_first(**kwargs):
         if every_time or not pushes:

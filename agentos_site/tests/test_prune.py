@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -37,7 +38,7 @@ State = WebhookDelivery.State
 
 def delivery(state: str, *, processed: bool = True, retry: bool = False) -> WebhookDelivery:
     now = timezone.now()
-    return WebhookDeliveryFactory(
+    return WebhookDeliveryFactory.create(
         state=state,
         processed_at=now if processed else None,
         next_attempt_at=now + timedelta(seconds=30) if retry else None,
@@ -46,7 +47,7 @@ def delivery(state: str, *, processed: bool = True, retry: bool = False) -> Webh
 
 def notification(state: str) -> Notification:
     now = timezone.now()
-    return NotificationFactory(state=state, sent_at=now if state == Notification.State.SENT else None)
+    return NotificationFactory.create(state=state, sent_at=now if state == Notification.State.SENT else None)
 
 
 def task_record(*, success: bool, func: str = "monitoring.tasks.heartbeat_check", stopped: datetime) -> QTask:
@@ -134,7 +135,7 @@ def test_nothing_of_the_ssot_is_pruned(time_machine):
     AgentFactory(name="executor")
     SsotFileFactory()
     QuarantinedFileFactory()
-    counts = {
+    counts: dict[Any, int] = {
         model: model.objects.count() for model in (Task, Message, Escalation, AuditEntry, Agent, SsotFile)
     }
     counts[QuarantinedFile] = QuarantinedFile.objects.count()

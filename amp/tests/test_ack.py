@@ -24,7 +24,7 @@ def test_the_table_is_the_specs() -> None:
 
 def test_the_table_cannot_be_changed_by_accident() -> None:
     with pytest.raises(TypeError):
-        ACK_TIMEOUTS["task_dispatch"] = 1  # type: ignore[index]
+        ACK_TIMEOUTS["task_dispatch"] = 1  # type: ignore[index]  # the write this test expects refused
 
 
 @pytest.mark.parametrize(("msg_type", "seconds"), list(ACK_TIMEOUTS.items()))

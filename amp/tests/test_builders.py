@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -75,7 +76,7 @@ def test_timestamp_refuses_a_naive_datetime() -> None:
         make_timestamp(datetime(2025, 1, 31, 12))
 
 
-def _dispatch_args() -> dict[str, object]:
+def _dispatch_args() -> dict[str, Any]:
     return {
         "msg_type": "task_dispatch",
         "sender": "coordinator",
@@ -149,7 +150,7 @@ def test_build_envelope_takes_explicit_id_ack_and_context() -> None:
 
 
 def test_build_envelope_does_not_share_the_payload() -> None:
-    payload = {"branch": "feature/T-42", "acceptance_criteria": ["tests pass"]}
+    payload: dict[str, Any] = {"branch": "feature/T-42", "acceptance_criteria": ["tests pass"]}
     message = build_envelope(**{**_dispatch_args(), "payload": payload}, now=NOON)
     payload["acceptance_criteria"].append("later")
     assert message["payload"]["acceptance_criteria"] == ["tests pass"]

@@ -36,7 +36,7 @@ def test_valid_dispatch_becomes_a_typed_envelope() -> None:
 
 def test_envelope_is_frozen() -> None:
     with pytest.raises(AttributeError):
-        validate(DISPATCH).task_id = "T-43"  # type: ignore[misc]
+        validate(DISPATCH).task_id = "T-43"  # type: ignore[misc]  # the write this test expects refused
 
 
 def test_envelope_keeps_the_raw_dict_and_copies_the_payload() -> None:

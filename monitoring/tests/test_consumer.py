@@ -11,6 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connections
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
@@ -80,7 +81,7 @@ def seeded(store):
     return store
 
 
-async def connected(user) -> object:
+async def connected(user) -> WebsocketCommunicator:
     """A socket of `user` (by session cookie) past its `init` message."""
     communicator = await open_socket(cookie=await sync_to_async(session_cookie)(user))
     init = await communicator.receive_json_from(timeout=5)

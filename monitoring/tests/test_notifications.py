@@ -45,7 +45,7 @@ def test_the_telegram_shorthand_needs_both_settings(settings):
 
 def test_a_notification_reaches_every_target(settings, http):
     settings.NOTIFY_URLS = [http.url("ok"), http.url("ok2")]
-    notification = NotificationFactory(
+    notification = NotificationFactory.create(
         title="[critical] heartbeat_timeout: executor", body="EXECUTOR is silent"
     )
 
@@ -71,7 +71,7 @@ def test_a_failing_target_does_not_stop_the_others_and_is_retried(settings, http
         http.url("fail", auth="user:s3cret@"),
         http.url("ok"),
     ]
-    notification = NotificationFactory()
+    notification = NotificationFactory.create()
 
     with caplog.at_level(logging.WARNING, logger="monitoring"):
         report = notify.notifications_send()
@@ -90,7 +90,7 @@ def test_a_failing_target_does_not_stop_the_others_and_is_retried(settings, http
 def test_a_retry_goes_only_to_the_targets_that_missed_it(settings, http, time_machine):
     time_machine.move_to(T0, tick=False)
     settings.NOTIFY_URLS = [http.url("ok"), http.url("fail")]
-    notification = NotificationFactory()
+    notification = NotificationFactory.create()
     notify.notifications_send()
     notification.refresh_from_db()
     assert notification.delivered_to == [notify.target_id(http.url("ok"))]
@@ -104,7 +104,7 @@ def test_a_retry_goes_only_to_the_targets_that_missed_it(settings, http, time_ma
 def test_retries_back_off_exponentially_then_give_up(settings, time_machine):
     settings.NOTIFY_URLS = [f"json://127.0.0.1:{closed_port()}/dead"]
     time_machine.move_to(T0, tick=False)
-    notification = NotificationFactory()
+    notification = NotificationFactory.create()
     waits = []
 
     for _ in range(notify.MAX_ATTEMPTS):
@@ -128,7 +128,7 @@ def test_a_notification_not_due_yet_waits(settings, http):
 
 def test_an_invalid_url_is_a_failed_target_named_by_its_scheme(settings, http):
     settings.NOTIFY_URLS = ["nosuchscheme://token@host/path", http.url("ok")]
-    notification = NotificationFactory()
+    notification = NotificationFactory.create()
 
     notify.notifications_send()
 
@@ -138,7 +138,7 @@ def test_an_invalid_url_is_a_failed_target_named_by_its_scheme(settings, http):
 
 
 def test_without_targets_a_notification_is_done(settings):
-    notification = NotificationFactory()
+    notification = NotificationFactory.create()
 
     notify.notifications_send()
 

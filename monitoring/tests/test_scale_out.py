@@ -19,6 +19,7 @@ import pytest
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from ssot.documents import dump_json
 from ssot.events import GROUP
@@ -31,7 +32,7 @@ from testing.server import LOCAL_REDIS, Daphne, post_json, server_env, start_all
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 REDIS_URL = settings.REDIS_URL or LOCAL_REDIS
-ORIGIN = "http://127.0.0.1"
+ORIGIN = Origin("http://127.0.0.1")
 WAIT_SEC = 10
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import amp
 from monitoring import services
 from monitoring.models import Notification
 from ssot import services as ssot_services
 from ssot.models import Agent, Escalation
+from ssot.paths import heartbeat_path
 from ssot.sync import sync
 from testing.monitor import (
     T0,
@@ -17,6 +19,7 @@ from testing.monitor import (
     at,
     audit_lines,
     check,
+    commit,
     concurrently,
     heartbeat,
     send,
@@ -230,3 +233,34 @@ def test_an_escalation_the_admin_already_resolved_stays_resolved_on_recovery(sto
         "alice"
     ]
     assert Agent.objects.get(name="executor").timeout_msg_id == ""
+
+
+def test_a_heartbeat_dated_at_the_epoch_times_out_like_any_other(store, time_machine):
+    time_machine.move_to(T0, tick=False)
+    heartbeat(store, "executor", datetime(1970, 1, 1, tzinfo=UTC))
+
+    report = check(time_machine, at(30))
+
+    assert report.raised == ["escalation-agent-executor-0"]
+    envelope = ssot_json(store, "messages/escalation-agent-executor-0.json")
+    assert envelope["payload"]["system_state_snapshot"]["last_heartbeat"] == "1970-01-01T00:00:00.000Z"
+    assert Escalation.objects.get(msg_id="escalation-agent-executor-0").status == Escalation.Status.OPEN
+
+
+@pytest.mark.parametrize("written_at", ["1969-12-31T23:59:59.500000+00:00", "0001-01-01T00:00:00+00:00"])
+def test_a_heartbeat_dated_before_the_epoch_still_raises_and_writes_its_escalation(
+    store, time_machine, written_at
+):
+    time_machine.move_to(T0, tick=False)
+    commit(store, {heartbeat_path("executor"): {"agent": "executor", "at": written_at}}, author="executor")
+
+    report = check(time_machine, at(30))
+
+    # An id's number has no sign: the episode counts from the epoch; the description keeps the date.
+    assert report.raised == ["escalation-agent-executor-0"]
+    envelope = ssot_json(store, "messages/escalation-agent-executor-0.json")
+    assert envelope["payload"]["system_state_snapshot"]["last_heartbeat"] == "1970-01-01T00:00:00.000Z"
+    assert (
+        f"Last heartbeat: {amp.make_timestamp(datetime.fromisoformat(written_at))}"
+        in (envelope["payload"]["description"])
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -19,6 +20,7 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 import amp
@@ -34,13 +36,18 @@ POLL_SEC = 0.25
 
 
 def _error(
-    detail: str, code: str, status: int, errors: list[dict[str, str]] | None = None, **headers: str
+    detail: str,
+    code: str,
+    status: int,
+    *,
+    errors: list[dict[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JsonResponse:
     body: dict[str, Any] = {"detail": detail, "code": code}
     if errors:
         body["errors"] = errors
     response = JsonResponse(body, status=status)
-    for name, value in headers.items():
+    for name, value in (headers or {}).items():
         response[name] = value
     return response
 
@@ -54,7 +61,7 @@ def _release_connection() -> None:
 def _identify_sync(request: HttpRequest, authenticator: JWTAuthentication) -> tuple[Any, bool]:
     """The user of a valid bearer token, else the session's, and whether they may read (one connection)."""
     try:
-        found = authenticator.authenticate(request)
+        found = authenticator.authenticate(Request(request))
         user = found[0] if found is not None else request.user
         return user, may_read(user)
     finally:
@@ -71,15 +78,17 @@ def _state_sync(task_id: str) -> dict[str, Any] | None:
 async def _authorize(request: HttpRequest) -> JsonResponse | None:
     """None for a staff user or an agent; else the 401 (with the API's bearer challenge) or the 403."""
     authenticator = JWTAuthentication()
-    challenge = {"WWW-Authenticate": authenticator.authenticate_header(request)}
+    challenge = {"WWW-Authenticate": authenticator.authenticate_header(Request(request))}
     try:
         user, allowed = await sync_to_async(_identify_sync)(request, authenticator)
     except AuthenticationFailed as exc:
         detail = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
         code = detail.get("code", "authentication_failed")
-        return _error(str(detail.get("detail", "")), str(code), 401, **challenge)
+        return _error(str(detail.get("detail", "")), str(code), 401, headers=challenge)
     if not user.is_authenticated:
-        return _error("Authentication credentials were not provided.", "not_authenticated", 401, **challenge)
+        return _error(
+            "Authentication credentials were not provided.", "not_authenticated", 401, headers=challenge
+        )
     if not allowed:
         return _error("Reading needs a staff account or an agent account.", "permission_denied", 403)
     return None
@@ -177,7 +186,9 @@ async def _wait(task_id: str, seconds: float) -> dict[str, Any] | None:
 async def task_decision(request: HttpRequest, task_id: str) -> JsonResponse:
     """The task's status once decided, or after `wait` seconds: {task_id, status, decided, decision, ...}."""
     if request.method != "GET":
-        return _error(f'Method "{request.method}" not allowed.', "method_not_allowed", 405, Allow="GET")
+        return _error(
+            f'Method "{request.method}" not allowed.', "method_not_allowed", 405, headers={"Allow": "GET"}
+        )
     refused = await _authorize(request)
     if refused is not None:
         return refused
@@ -187,7 +198,7 @@ async def task_decision(request: HttpRequest, task_id: str) -> JsonResponse:
             f"wait must be a number of seconds from 0 to {MAX_WAIT}.",
             "bad_request",
             400,
-            [{"path": "wait", "message": f"Must be a number of seconds from 0 to {MAX_WAIT}."}],
+            errors=[{"path": "wait", "message": f"Must be a number of seconds from 0 to {MAX_WAIT}."}],
         )
     if not amp.is_safe_id(task_id):
         return _error(f"No task {task_id[:80]!r}.", "not_found", 404)

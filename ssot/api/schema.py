@@ -94,7 +94,9 @@ def add_decision_longpoll(
     schemas["TaskDecisionRecord"] = DECISION_RECORD
     schemas["TaskDecision"] = TASK_DECISION
     schemes = components.get("securitySchemes", {})
-    security = [{name: []} for name in ("jwtAuth", "cookieAuth") if name in schemes]
+    security: list[dict[str, list[str]]] = [
+        {name: []} for name in ("jwtAuth", "cookieAuth") if name in schemes
+    ]
     result["paths"][PATH] = {"get": _operation(security)}
     result["paths"] = dict(sorted(result["paths"].items()))
     return result

@@ -139,7 +139,8 @@ class TaskDetailSerializer(TaskSerializer):
 
     @extend_schema_field(MessageSerializer(many=True))
     def get_messages(self, task: Task) -> list[dict[str, Any]]:
-        return MessageSerializer(task_timeline(task.task_id), many=True).data
+        # many=True makes a ListSerializer, whose data is a list (the stubs type it as the child's dict).
+        return MessageSerializer(task_timeline(task.task_id), many=True).data  # type: ignore[return-value]
 
 
 @extend_schema_field({"type": "string", "minLength": 1, "maxLength": MAX_REASON, "pattern": r"\S"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
@@ -82,7 +83,7 @@ class Store(ABC):
         """The content of a blob."""
 
     @abstractmethod
-    def changed(self, old: str | None, new: str) -> list[Change]:
+    def changed(self, old: str | None, new: str) -> builtins.list[Change]:
         """The files that differ between two commits (old None: everything in `new`)."""
 
     @abstractmethod

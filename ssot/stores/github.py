@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import hashlib
 import json
 import re
@@ -252,7 +253,7 @@ class GitHubStore(Store):
         self._blobs.put(sha, data)
         return data
 
-    def changed(self, old: str | None, new: str) -> list[Change]:
+    def changed(self, old: str | None, new: str) -> builtins.list[Change]:
         after = self._files(new)
         before = self._files(old) if old is not None else {}
         return [
@@ -379,7 +380,7 @@ class GitHubStore(Store):
         parent: str,
         base: str,
         writes: Mapping[str, bytes],
-        doomed: list[str],
+        doomed: builtins.list[str],
         message: str,
         author: str,
     ) -> tuple[str, str]:
@@ -406,14 +407,14 @@ class GitHubStore(Store):
         self._create_branch(sha)
         return sha, tree
 
-    def _new_tree(self, writes: Mapping[str, bytes], doomed: list[str], base: str | None) -> str:
+    def _new_tree(self, writes: Mapping[str, bytes], doomed: builtins.list[str], base: str | None) -> str:
         """Create the tree of `base` with these changes: one request, plus one per binary file."""
         elements = [self._element(path, data) for path, data in writes.items()]
         elements += [InputGitTreeElement(path, "100644", "blob", sha=None) for path in doomed]
         base_tree = self._lazy(GitTree, "trees", base) if base is not None else NotSet
         return self._call("creating the tree", lambda: self._repo.create_git_tree(elements, base_tree)).sha
 
-    def _new_commit(self, parents: list[str], tree: str, message: str, author: str) -> str:
+    def _new_commit(self, parents: builtins.list[str], tree: str, message: str, author: str) -> str:
         signature = InputGitAuthor(author, f"{author}@agentos.local")  # as the local store signs
         commit = self._call(
             "creating the commit",
@@ -480,7 +481,7 @@ class GitHubStore(Store):
         tree: str,
         parent_files: dict[str, str] | None,
         writes: Mapping[str, bytes],
-        doomed: list[str],
+        doomed: builtins.list[str],
     ) -> None:
         """Cache what a commit made, so reading it back costs no request."""
         self._commit_trees.put(sha, tree)

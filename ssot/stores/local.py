@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 import threading
 import time
@@ -70,11 +71,12 @@ class LocalStore(Store):
             tree = _commit(repo, commit).tree
             if folder:
                 try:
-                    tree = tree[folder]
+                    found = tree[folder]
                 except KeyError:
                     return []
-                if tree.type != ObjectType.TREE:
+                if not isinstance(found, pygit2.Tree):
                     return []
+                tree = found
             return list(_walk(tree, f"{folder}/" if folder else ""))
 
     def entry(self, commit: str, path: str) -> Entry | None:
@@ -99,7 +101,7 @@ class LocalStore(Store):
                 raise StoreNotFound(f"no blob {sha} in the local SSOT")
             return data
 
-    def changed(self, old: str | None, new: str) -> list[Change]:
+    def changed(self, old: str | None, new: str) -> builtins.list[Change]:
         with self._repo() as repo:
             new_tree = _commit(repo, new).tree
             if old is None:
@@ -224,14 +226,14 @@ def _ref_target(repo: pygit2.Repository, name: str) -> str | None:
 
 def _commit(repo: pygit2.Repository, sha: str) -> pygit2.Commit:
     obj = repo.get(sha) if _SHA.match(sha) else None
-    if obj is None or obj.type != ObjectType.COMMIT:
+    if not isinstance(obj, pygit2.Commit):
         raise StoreNotFound(f"no commit {sha} in the local SSOT")
     return obj
 
 
 def _walk(tree: pygit2.Tree, base: str) -> Iterator[Entry]:
     for obj in tree:
-        if obj.type == ObjectType.TREE:
+        if isinstance(obj, pygit2.Tree):
             yield from _walk(obj, f"{base}{obj.name}/")
         elif obj.type == ObjectType.BLOB:
             yield Entry(path=f"{base}{obj.name}", sha=str(obj.id))
@@ -275,7 +277,7 @@ def _build_tree(repo: pygit2.Repository, tree: pygit2.Tree | None, changes: _Tre
     for name, change in changes.items():
         current = builder.get(name)
         if isinstance(change, dict):
-            subtree = current if current is not None and current.type == ObjectType.TREE else None
+            subtree = current if isinstance(current, pygit2.Tree) else None
             oid = _build_tree(repo, subtree, change)
             if oid is not None:
                 builder.insert(name, oid, FileMode.TREE)

@@ -22,7 +22,7 @@ from typing import Any
 try:
     import pygit2
 except ImportError:  # reported like any other failure: one note, exit 0
-    pygit2 = None
+    pygit2 = None  # type: ignore[assignment]  # notify's guard turns the missing module into the note
 
 # The settings file ssot.stores.hook writes beside this program (HOOK_CONFIG there).
 CONFIG_NAME = "agentos-hook.json"
@@ -40,7 +40,7 @@ def person(signature: pygit2.Signature) -> dict[str, str]:
 def commit_json(commit: pygit2.Commit) -> dict[str, Any]:
     parents = commit.parents
     diff = parents[0].tree.diff_to_tree(commit.tree) if parents else commit.tree.diff_to_tree(swap=True)
-    files = {"A": [], "M": [], "D": []}
+    files: dict[str, list[str]] = {"A": [], "M": [], "D": []}
     for delta in diff.deltas:
         status = delta.status_char()
         if status == "D":
@@ -88,7 +88,7 @@ def pusher_name() -> str:
 def payload(repo: pygit2.Repository, config: dict[str, str], old: str, new: str, ref: str) -> dict[str, Any]:
     created, deleted = old == ZERO, new == ZERO
     ids = [] if deleted else pushed_commits(repo, old, new, ref)
-    commits = [commit_json(repo[oid]) for oid in ids] if len(ids) <= MAX_COMMITS else []
+    commits = [commit_json(repo[oid].peel(pygit2.Commit)) for oid in ids] if len(ids) <= MAX_COMMITS else []
     if deleted:
         head_commit = None
     elif commits and commits[-1]["id"] == new:

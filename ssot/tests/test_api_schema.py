@@ -122,7 +122,7 @@ def test_a_reason_the_schema_requires_is_a_422_when_missing(
     schema, store, api_settings, path, component, body
 ):
     put_tasks(store, awaiting("T-1"))
-    escalation = EscalationFactory()
+    escalation = EscalationFactory.create()
     documented = schema["components"]["schemas"][component]
     assert "reason" in documented["required"]
     assert documented["properties"]["reason"]["minLength"] == 1

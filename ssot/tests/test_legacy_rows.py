@@ -11,6 +11,7 @@ import json
 
 import pytest
 from django.db import connection
+from django.db.models import Model
 from django.test import Client
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
@@ -31,7 +32,7 @@ def nested_text(depth: int, leaf: str = '"bottom"') -> str:
     return '{"a":' * depth + leaf + "}" * depth
 
 
-def store_json(model: type, pk: int, **columns: str) -> None:
+def store_json(model: type[Model], pk: int, **columns: str) -> None:
     """Write JSON text straight into columns, past the ORM (as a legacy row would hold it)."""
     table = connection.ops.quote_name(model._meta.db_table)
     assignments = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in columns)
@@ -61,8 +62,8 @@ def admin_client():
 @pytest.fixture
 def deep_rows():
     """A task document and a message payload nested 950 deep, as the issue's probe left them."""
-    task = TaskFactory(task_id="T-1")
-    message = MessageFactory(task_id="T-1")
+    task = TaskFactory.create(task_id="T-1")
+    message = MessageFactory.create(task_id="T-1")
     store_json(
         Task,
         task.pk,
@@ -81,8 +82,8 @@ def deep_rows():
 @pytest.fixture
 def odd_rows():
     """A lone surrogate in a key and a value, a 1 MB string and a number past a float's range."""
-    task = TaskFactory(task_id="T-2")
-    message = MessageFactory(task_id="T-2")
+    task = TaskFactory.create(task_id="T-2")
+    message = MessageFactory.create(task_id="T-2")
     odd = '{"\\ud800key": "lone \\udc00 surrogate", "big": 1e400, "huge": "' + "x" * 1_000_000 + '"}'
     ci_status = '{"build": {"state": "\\ud800"}}'
     if connection.vendor == "postgresql":
@@ -135,7 +136,7 @@ def test_odd_values_are_rendered_as_valid_json(staff, odd_rows):
 
 
 def test_the_admin_shows_deep_and_odd_rows(admin_client, deep_rows, odd_rows):
-    escalation = EscalationFactory()
+    escalation = EscalationFactory.create()
     store_json(Message, escalation.message.pk, payload=nested_text(DEPTH))
     pages = ["/admin/ssot/task/", "/admin/ssot/message/", f"/admin/ssot/escalation/{escalation.pk}/change/"]
     for task, message in (deep_rows, odd_rows):

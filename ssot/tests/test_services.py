@@ -64,7 +64,7 @@ def _commits(git_dir) -> int:
 
 def _changed_paths(git_dir) -> set[str]:
     repo = pygit2.Repository(str(git_dir))
-    head = repo[repo.head.target]
+    head = repo[repo.head.target].peel(pygit2.Commit)
     diff = repo.diff(head.parents[0], head)
     return {delta.new_file.path for delta in diff.deltas}
 
@@ -168,7 +168,7 @@ def test_a_huge_reason_is_refused(awaiting):
 
 def test_a_push_racing_the_decision_is_retried_on_the_new_head(awaiting, monkeypatch):
     real_commit = awaiting.commit
-    raced = []
+    raced: list[str] = []
 
     def push_first(**kwargs):
         if not raced:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 import pytest
 
 from ssot.stores.base import Change, Store, StoreConflict, StoreNotFound, git_blob_sha
+from ssot.stores.local import LocalStore
 
 
 def commit(
@@ -196,7 +198,7 @@ def test_a_submodule_entry_is_listed_as_a_gitlink_and_is_no_file(contract_store:
 
     first = commit(contract_store, None, {"tasks/T-1.json": b"{}"})
     emulator = getattr(contract_store, "emulator", None)
-    repository = emulator.git.path if emulator else contract_store.path
+    repository = emulator.git.path if emulator else cast(LocalStore, contract_store).path
     target = "1" * 40
     head = commit_gitlink(repository, "tasks/T-2.json", target)
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pygit2
 import pytest
 import requests
 
@@ -55,6 +56,7 @@ class Client:
         self.session.headers["Authorization"] = f"Bearer {token or emulator.token}"
 
     def __call__(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        # Any keyword of requests passes through, which one object type cannot say.
         return self.session.request(method, self.api + path, timeout=5, **kwargs)  # type: ignore[arg-type]
 
 
@@ -247,10 +249,10 @@ def test_the_first_commit_of_an_empty_repository_replaces_its_seed(
 ) -> None:
     first = store.commit(parent=None, writes={"tasks/T-1.json": b"{}"}, message="first", author="admin")
 
-    seed = emulator.git[first].parents[0]
+    seed = emulator.git[first].peel(pygit2.Commit).parents[0]
     assert [entry.name for entry in seed.tree] == [SEED_PATH]
     assert str(seed.tree_id) == SEED_TREE
-    assert emulator.git[first].parents[0].parents == []
+    assert emulator.git[first].peel(pygit2.Commit).parents[0].parents == []
     assert [entry.path for entry in github_store(emulator).list(first)] == ["tasks/T-1.json"]
     assert emulator.requests["PUT /repos/{owner}/{repo}/contents/{path}"] == 1
 
@@ -480,7 +482,7 @@ def test_emulator_trees_and_blobs_have_githubs_shapes(emulator: GitHubEmulator) 
     blob = api("GET", f"/git/blobs/{blob_entry['sha']}").json()
 
     assert set(tree) == {"sha", "url", "tree", "truncated"}
-    assert tree["sha"] == str(emulator.git[head].tree_id)
+    assert tree["sha"] == str(emulator.git[head].peel(pygit2.Commit).tree_id)
     assert tree["truncated"] is False
     assert [item["path"] for item in tree["tree"]] == ["README.md", "tasks", "tasks/T-1.json"]
     assert set(blob_entry) == {"path", "mode", "type", "sha", "size", "url"}
@@ -497,7 +499,7 @@ def test_emulator_trees_and_blobs_have_githubs_shapes(emulator: GitHubEmulator) 
 
 def test_emulator_writes_trees_commits_and_fast_forward_refs_only(emulator: GitHubEmulator) -> None:
     parent = emulator.push(tasks(1))
-    base = str(emulator.git[parent].tree_id)
+    base = str(emulator.git[parent].peel(pygit2.Commit).tree_id)
     api = Client(emulator)
 
     tree = api(

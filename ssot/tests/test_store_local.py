@@ -18,6 +18,7 @@ from datetime import datetime
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -448,7 +449,11 @@ def test_the_hook_settings_hold_no_secret(store: LocalStore, tmp_path: Path) -> 
 
 
 def test_the_hook_install_explains_bad_arguments(store: LocalStore, tmp_path: Path) -> None:
-    arguments = {"secret_file": tmp_path / "s", "repo_full_name": "agentos/ssot", "branch": "main"}
+    arguments: dict[str, Any] = {
+        "secret_file": tmp_path / "s",
+        "repo_full_name": "agentos/ssot",
+        "branch": "main",
+    }
     with pytest.raises(ValueError, match="absolute path without spaces"):
         install_post_receive_hook(store.path, python="python3", hook_url="http://x", **arguments)
     with pytest.raises(ValueError, match="must be http"):

@@ -64,7 +64,7 @@ def test_deliveries_stored_before_the_move_are_all_there_after_it_with_their_per
     readers.permissions.add(
         Permission.objects.get(content_type__app_label="ssot", codename="view_webhookdelivery")
     )
-    user = UserFactory(username="auditor", is_staff=True, groups=["delivery readers"])
+    user = UserFactory.create(username="auditor", is_staff=True, groups=["delivery readers"])
 
     migrate(latest())
 

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -23,10 +24,10 @@ SECRET = "concurrency-secret"
 THREADS = 8
 
 
-def at_once(work: Callable[[int], object]) -> list[object]:
+def at_once(work: Callable[[int], object]) -> list[Any]:
     """Run `work(i)` in THREADS threads released together; each thread closes its own connection."""
     barrier = threading.Barrier(THREADS)
-    results: list[object] = [None] * THREADS
+    results: list[Any] = [None] * THREADS
 
     def run(index: int) -> None:
         try:

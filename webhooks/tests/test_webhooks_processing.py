@@ -8,6 +8,7 @@ import random
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import time_machine
@@ -53,7 +54,7 @@ class EventTap:
             # Everything sent before the marker arrives before it: no waiting on a clock.
             marker = {"type": "tap_marker", "id": uuid.uuid4().hex}
             await self.layer.group_send(GROUP, {"type": "event.forward", "event": marker})
-            seen = []
+            seen: list[dict[str, Any]] = []
             while True:
                 message = await asyncio.wait_for(self.layer.receive(self.channel), timeout=10)
                 if message["event"] == marker:
@@ -93,7 +94,7 @@ def deliver(client, settings, django_capture_on_commit_callbacks):
 
 @pytest.fixture
 def task() -> Task:
-    return TaskFactory(task_id="T-0001", branch="feature/t-0001")
+    return TaskFactory.create(task_id="T-0001", branch="feature/t-0001")
 
 
 # -- CI and pull requests ----------------------------------------------------------------------------
@@ -147,7 +148,7 @@ def test_ci_state_sums_up_every_check(deliver, task):
 
 
 def test_a_status_updates_the_task_of_every_branch_it_names(deliver, task):
-    other = TaskFactory(task_id="T-0002", branch="feature/t-0002")
+    other = TaskFactory.create(task_id="T-0002", branch="feature/t-0002")
     deliver("status", payload("status_failure"))
     other.refresh_from_db()
     task.refresh_from_db()

@@ -147,7 +147,7 @@ def test_the_api_default_throttle_is_the_per_user_one():
 
 def test_the_api_is_limited_per_user_with_retry_after(settings):
     settings.API_USER_RATE = "2/min"
-    alice, bob = UserFactory(), UserFactory()
+    alice, bob = UserFactory.create(), UserFactory.create()
     factory = APIRequestFactory()
 
     def get(user) -> Response:

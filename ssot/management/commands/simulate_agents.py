@@ -315,10 +315,11 @@ class Simulation:
                 last_beat[due[0]] = time.monotonic()
             else:
                 play = active[next(turn) % len(active)]
-                step = next(play.steps, None)
-                if step is None:
+                found = next(play.steps, None)
+                if found is None:
                     active.remove(play)
                     continue
+                step = found
             wait = next_at - time.monotonic()
             if wait > 0 and self.stop.wait(wait):
                 return "interrupted"
