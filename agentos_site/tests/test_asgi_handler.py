@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,21 +22,29 @@ from django.urls import path
 
 from agentos_site.asgi_handler import ControlPlaneASGIHandler
 
-HELD_SEC = 0.3
 _running: dict[str, Any] = {"now": 0, "most": 0, "threads": set()}
-_lock = threading.Lock()
+_lock = threading.Condition()
 _middleware_threads: list[int] = []
+# A held view waits at this gate until the test opens it: overlap comes from the gate, not from a sleep.
+_gate = threading.Event()
 
 
-def slow_sync_view(request):
+def held_sync_view(request):
     with _lock:
         _running["now"] += 1
         _running["most"] = max(_running["most"], _running["now"])
         _running["threads"].add(threading.get_ident())
-    time.sleep(HELD_SEC)
+        _lock.notify_all()
+    assert _gate.wait(timeout=10), "the test never opened the gate"
     with _lock:
         _running["now"] -= 1
     return JsonResponse({"thread": threading.get_ident()})
+
+
+def _running_now(count: int) -> None:
+    """Block until exactly `count` held views are inside the view (or fail after 10 s)."""
+    with _lock:
+        assert _lock.wait_for(lambda: _running["now"] == count, timeout=10), _running
 
 
 async def async_view(request):
@@ -56,7 +63,7 @@ def thread_recording_middleware(get_response):
     return middleware
 
 
-urlpatterns = [path("slow", slow_sync_view), path("async", async_view)]
+urlpatterns = [path("slow", held_sync_view), path("async", async_view)]
 
 
 @pytest.fixture
@@ -65,7 +72,9 @@ def handler(settings):
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.thread_recording_middleware"]
     _running.update(now=0, most=0, threads=set())
     _middleware_threads.clear()
-    return ControlPlaneASGIHandler()
+    _gate.set()  # views pass straight through unless a test closes the gate
+    yield ControlPlaneASGIHandler()
+    _gate.set()
 
 
 async def _get(handler, url: str) -> Mapping[str, Any]:
@@ -77,29 +86,34 @@ async def _get(handler, url: str) -> Mapping[str, Any]:
 async def test_sync_views_beyond_the_limit_wait_their_turn(handler, settings):
     settings.SYNC_VIEW_CONCURRENCY = 2
     handler = ControlPlaneASGIHandler()
-    started = time.monotonic()
-    responses = await asyncio.gather(*(_get(handler, "/slow") for _ in range(5)))
-    elapsed = time.monotonic() - started
+    _gate.clear()
+    requests = [asyncio.ensure_future(_get(handler, "/slow")) for _ in range(5)]
+    await asyncio.to_thread(_running_now, 2)  # two slots taken, held at the gate
+    waiting = handler._slot()
+
+    # Every request has reached the handler; the three beyond the limit queue on the slots, not in a thread.
+    assert waiting.locked() and _running["now"] == 2 and not any(r.done() for r in requests)
+    _gate.set()
+    responses = await asyncio.gather(*requests)
 
     assert [response["status"] for response in responses] == [200] * 5
     assert _running["most"] == 2
-    # Five requests of HELD_SEC two at a time: three rounds.
-    assert elapsed >= 3 * HELD_SEC - 0.05
 
 
 @pytest.mark.django_db(transaction=True)
 async def test_an_async_view_does_not_wait_for_a_sync_slot(handler, settings):
     settings.SYNC_VIEW_CONCURRENCY = 1
     handler = ControlPlaneASGIHandler()
-    slow = asyncio.ensure_future(_get(handler, "/slow"))
-    await asyncio.sleep(HELD_SEC / 3)  # the one sync slot is taken
-    started = time.monotonic()
+    _gate.clear()
+    held = asyncio.ensure_future(_get(handler, "/slow"))
+    await asyncio.to_thread(_running_now, 1)  # the one sync slot is taken, and stays taken
+
     response = await _get(handler, "/async")
-    waited = time.monotonic() - started
 
     assert response["status"] == 200 and response["body"] == b"async"
-    assert not slow.done() and waited < HELD_SEC
-    assert (await slow)["status"] == 200
+    assert not held.done() and _running["now"] == 1
+    _gate.set()
+    assert (await held)["status"] == 200
 
 
 @pytest.mark.django_db(transaction=True)
@@ -176,18 +190,13 @@ def test_what_the_server_loads_at_start_is_kept_out_of_garbage_collections():
     assert int(result.stdout) > 50_000  # modules, settings, URLconf and middleware: frozen, never walked
 
 
-started_at: list[float] = []
-
-
 @pytest.fixture
 def started():
-    """The threads request_started was sent in (and when, in `started_at`)."""
+    """The threads request_started was sent in."""
     seen: list[int] = []
-    started_at.clear()
 
     def receiver(sender, **kwargs):
         seen.append(threading.get_ident())
-        started_at.append(time.monotonic())
 
     signals.request_started.connect(receiver)
     yield seen
@@ -198,14 +207,18 @@ def started():
 async def test_request_started_is_sent_in_the_sync_views_own_call(handler, started, settings):
     settings.SYNC_VIEW_CONCURRENCY = 1
     handler = ControlPlaneASGIHandler()
-    began = time.monotonic()
-    responses = await asyncio.gather(_get(handler, "/slow"), _get(handler, "/slow"))
+    _gate.clear()
+    requests = [asyncio.ensure_future(_get(handler, "/slow")) for _ in range(2)]
+    await asyncio.to_thread(_running_now, 1)
+
+    # The second request waits for the slot and has not started yet: request_started goes out when a
+    # request gets its turn, with its view (as under WSGI, where a request starts when a thread takes it).
+    assert len(started) == 1 and handler._slot().locked()
+    _gate.set()
+    responses = await asyncio.gather(*requests)
 
     threads = [json.loads(response["body"])["thread"] for response in responses]
     assert sorted(started) == sorted(threads)  # once each, in the thread that ran its view
-    # Sent when the request got its turn, with its view, not before it waited for the slot (as
-    # under WSGI, where a request starts when a thread takes it).
-    assert started_at[1] - began >= HELD_SEC - 0.05
 
 
 @pytest.mark.django_db(transaction=True)

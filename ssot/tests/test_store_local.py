@@ -217,22 +217,22 @@ def test_racing_pushes_and_store_commits_lose_nothing(store: LocalStore, tmp_pat
     store_commit(store, None, {"seed.txt": b"0"})
     work = clone(store.path, tmp_path / "work")
     rounds = 8
-    start = threading.Barrier(2)
+    # Both writers start each round together, so every round is a race.
+    each_round = threading.Barrier(2)
 
     def by_store() -> None:
-        start.wait()
         for n in range(rounds):
+            each_round.wait()
             for _ in range(200):
                 try:
                     store_commit(store, store.head(), {f"store/{n}.txt": b"%d" % n})
                     break
                 except StoreConflict:
                     continue
-            time.sleep(0.02)
 
     def by_git() -> None:
-        start.wait()
         for n in range(rounds):
+            each_round.wait()
             git_commit(work, f"agent {n}", {f"agent/{n}.txt": str(n)})
             for _ in range(50):
                 if push(work).returncode == 0:
