@@ -30,9 +30,10 @@ chromium:
 	fi
 
 # The Procfile's web and worker under honcho, the venv's programs first on PATH; Ctrl-C stops both.
+# The local SSOT's post-receive hook is (re)installed by bootstrap to post to the port served here.
 run: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py bootstrap
+	SSOT_HOOK_URL="$${SSOT_HOOK_URL:-http://127.0.0.1:$(PORT)/webhooks/github}" $(PY) manage.py bootstrap
 	@echo "== http://127.0.0.1:$(PORT)/admin/ and /dashboard/ (daphne and the worker under honcho; Ctrl-C stops both)"
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m honcho start --port $(PORT)
 
