@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 from bench.setup import django_for_bench, percentile
+from testing.procstat import session_cpu
 
 SECRET = "bench-webhook-secret"
 DRAIN_TIMEOUT_SEC = 300
@@ -78,23 +79,6 @@ def main() -> None:
             if plane.worker and plane.worker.process:
                 leaders["qcluster"] = plane.worker.process.pid
             run(plane.port, rate, args.seconds, body, processed=not args.no_worker, leaders=leaders)
-
-
-def session_cpu(leader: int) -> float:
-    """CPU seconds used so far by the processes of a session (a server and the workers it forked),
-    including children it has reaped."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == leader:  # the session id
-            total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
-    return total / tick
 
 
 def _request(body: bytes, signature: str, guid: str) -> bytes:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from testing.procstat import alive_in
 from testing.server import free_port, server_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,21 +78,6 @@ class Honcho:
                     pass
             time.sleep(0.1)
         raise AssertionError(f"not serving within {START_SEC} s:\n{self.output()}")
-
-
-def alive_in(sessions: set[int]) -> list[int]:
-    """Processes (not zombies) of the given sessions still running."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[3]) in sessions:
-            alive.append(int(entry.name))
-    return alive
 
 
 def kill_sessions(sessions: set[int]) -> None:
