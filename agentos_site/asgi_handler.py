@@ -17,9 +17,10 @@ So this handler loads the same middleware twice: in async mode, as Django does, 
 (the decision long-poll, which must hold no thread while it waits), and in sync mode, as under WSGI,
 for every other view, which then runs start to end in a single `sync_to_async` call, and at most
 `SYNC_VIEW_CONCURRENCY` of them at once per process; further requests wait on the event loop, in
-order of arrival, holding nothing but their parsed request. Which chain serves a request is decided
-by resolving its path first, the way the chain itself will. The middleware, their order and their
-effects are the same in both chains.
+order of arrival, holding nothing but their parsed request. A view blocked on something other than
+the CPU (the SSOT's write queue, see `core.blocking`) gives its slot up while it waits. Which chain
+serves a request is decided by resolving its path first, the way the chain itself will. The
+middleware, their order and their effects are the same in both chains.
 
 For a sync view, the `request_started` signal is sent in that same call too, as a WSGI server would,
 instead of in a thread hop of its own before it (`handle` is Django's, with that one difference).
@@ -35,6 +36,7 @@ import asyncio
 import contextlib
 import weakref
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
@@ -46,6 +48,8 @@ from django.core.handlers.base import BaseHandler
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.urls import Resolver404, get_resolver, set_script_prefix
+
+from core import blocking
 
 # Idle threads kept for the next requests: a burst beyond this many concurrent requests makes new
 # ones, and they end with it.
@@ -146,10 +150,25 @@ class ControlPlaneASGIHandler(ASGIHandler):
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         if not isinstance(request, ASGIRequest) or not getattr(request, "_send_request_started", False):
             return await super().get_response_async(request)
-        async with self._slot():
-            return await sync_to_async(self._start_and_get_response, thread_sensitive=True)(request)
+        slots = self._slot()
+        async with slots:
+            return await sync_to_async(self._start_and_get_response, thread_sensitive=True)(
+                request, asyncio.get_running_loop(), slots
+            )
 
-    def _start_and_get_response(self, request: ASGIRequest) -> HttpResponseBase:
+    def _start_and_get_response(
+        self, request: ASGIRequest, loop: asyncio.AbstractEventLoop, slots: asyncio.Semaphore
+    ) -> HttpResponseBase:
+        @contextlib.contextmanager
+        def release() -> Iterator[None]:
+            # A view blocked on something other than the CPU (core.blocking) lets another one run.
+            loop.call_soon_threadsafe(slots.release)
+            try:
+                yield
+            finally:
+                asyncio.run_coroutine_threadsafe(slots.acquire(), loop).result()
+
+        blocking.serve_with(release)
         signals.request_started.send(sender=self.__class__, scope=request.scope)
         return self.sync_handler.get_response(request)
 

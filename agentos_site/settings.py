@@ -236,6 +236,13 @@ GITHUB_API_URL = env.str("GITHUB_API_URL", default="https://api.github.com")
 SSOT_POLL_SEC = env.int("SSOT_POLL_SEC", default=60)
 SSOT_HOOK_URL = env.str("SSOT_HOOK_URL", default="http://127.0.0.1:8000/webhooks/github")
 SSOT_WRITE_RETRIES = env.int("SSOT_WRITE_RETRIES", default=8)
+# The longest a request waits for the SSOT (write lock, write budget, rate limit): then 503 + Retry-After.
+SSOT_WRITE_WAIT_SEC = env.float("SSOT_WRITE_WAIT_SEC", default=10.0)
+# Background writers (audit flush, escalations) may wait longer, never while holding the write lock.
+SSOT_BACKGROUND_WAIT_SEC = env.float("SSOT_BACKGROUND_WAIT_SEC", default=300.0)
+# Budget of content-creating GitHub requests (trees, commits, refs, blobs), shared by every process.
+GITHUB_WRITES_PER_MIN = env.int("GITHUB_WRITES_PER_MIN", default=80)
+GITHUB_WRITES_PER_HOUR = env.int("GITHUB_WRITES_PER_HOUR", default=500)
 AUDIT_FLUSH_SEC = env.int("AUDIT_FLUSH_SEC", default=60)
 
 # Webhooks (SPEC section 8): any one of the comma-separated secrets verifies (rotation).

@@ -41,7 +41,10 @@ UNAUTHENTICATED = error("No credentials, or an invalid or expired token.")
 FORBIDDEN = error("Authenticated, but without the permission this needs.")
 BAD_REQUEST = error("A malformed body (not JSON, not an object) or a field of the wrong type.")
 READ_ERRORS = {400: error("Invalid filter values."), 401: UNAUTHENTICATED, 403: FORBIDDEN}
-SSOT_UNAVAILABLE = error("The SSOT could not be read or written; nothing changed.")
+SSOT_UNAVAILABLE = error(
+    "The SSOT could not be read or written (`ssot_unavailable`), or could not take the change within "
+    "`SSOT_WRITE_WAIT_SEC` (`ssot_busy`, with `Retry-After`); nothing changed."
+)
 
 
 def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from core.errors import Invalid, ServiceError
+from core.errors import Invalid, ServiceError, SsotUnavailable
 from core.parsers import serializer_errors
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body: dict[str, Any] = {"detail": exc.detail, "code": exc.code}
         if isinstance(exc, Invalid):
             body["errors"] = exc.errors
-        return Response(body, status=exc.status)
+        headers = None
+        if isinstance(exc, SsotUnavailable) and exc.retry_after is not None:
+            headers = {"Retry-After": str(exc.retry_after)}
+        return Response(body, status=exc.status, headers=headers)
     if isinstance(exc, DATABASE_OUTAGE):
         _outage_logged(exc)
         set_rollback()

@@ -58,10 +58,24 @@ class Invalid(ServiceError):
 
 
 class SsotUnavailable(ServiceError):
-    """The SSOT could not be read or written; nothing was changed."""
+    """The SSOT could not be read or written; nothing was changed.
+
+    `retry_after`: seconds after which trying again may succeed (sent as `Retry-After`), when known.
+    """
 
     status = 503
     code = "ssot_unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class SsotBusy(SsotUnavailable):
+    """The SSOT could not take the change within SSOT_WRITE_WAIT_SEC (its write lock, the write budget or
+    GitHub's rate limit); nothing was changed, and `Retry-After` says when to try again."""
+
+    code = "ssot_busy"
 
 
 class SyncFailed(SsotUnavailable):

@@ -7,7 +7,7 @@ read at scrape time instead (agentos_site/metrics.py), the same from every proce
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 SSOT_COMMITS = Counter("agentos_ssot_commits", "SSOT commits this process made through the write path.")
 SSOT_WRITE_CONFLICTS = Counter(
@@ -17,4 +17,9 @@ SSOT_WRITE_CONFLICTS = Counter(
 SSOT_WRITES_REFUSED = Counter(
     "agentos_ssot_writes_refused",
     "Changes given up after SSOT_WRITE_RETRIES conflicts (answered 409).",
+)
+SSOT_BATCH_CHANGES = Histogram(
+    "agentos_ssot_batch_changes",
+    "Changes drafted into one SSOT commit by group commit.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 100),
 )

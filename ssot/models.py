@@ -291,3 +291,21 @@ class QuarantinedFile(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+
+class WriteBudget(models.Model):
+    """The budget of content-creating requests to one GitHub repository, shared by every process.
+
+    Two token buckets (a minute's and an hour's, as GitHub counts) refilled continuously by
+    `ssot.budget`; `paused_until` holds back every writer while GitHub's own rate limit is in force.
+    Times are seconds since the epoch (wall clock: several processes share them).
+    """
+
+    repository = models.CharField(max_length=500, unique=True)
+    minute_tokens = models.FloatField()
+    hour_tokens = models.FloatField()
+    updated_at = models.FloatField()
+    paused_until = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"{self.repository}: {self.minute_tokens:.1f}/min, {self.hour_tokens:.1f}/h"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 import amp
@@ -253,7 +254,11 @@ def message_create(*, raw: object, sender: str) -> Written:
 
 
 def _write_message(
-    envelope: amp.Envelope, *, author: str, audit: Sequence[tuple[datetime, str]] = ()
+    envelope: amp.Envelope,
+    *,
+    author: str,
+    audit: Sequence[tuple[datetime, str]] = (),
+    wait: float | None = None,
 ) -> Written:
     canonical = envelope.to_dict()
     path = message_path(envelope.msg_id)
@@ -274,7 +279,7 @@ def _write_message(
             audit=list(audit),
         )
 
-    committed = write(build, author=author)
+    committed = write(build, author=author, wait=wait)
     return Written(id=envelope.msg_id, document=canonical, created=committed is not None)
 
 
@@ -348,7 +353,8 @@ def escalation_raise(*, envelope: dict[str, Any], actor: str = "system") -> Writ
         detail=str(parsed.payload.get("description", ""))[:2000],
         extra={"escalation_type": parsed.payload.get("escalation_type")},
     )
-    return _write_message(parsed, author=actor, audit=[line])
+    # Raised by the monitors in the background: it may wait for the SSOT longer than a request.
+    return _write_message(parsed, author=actor, audit=[line], wait=settings.SSOT_BACKGROUND_WAIT_SEC)
 
 
 def _escalation(escalation_id: int | str) -> Escalation:
@@ -431,5 +437,5 @@ def audit_flush(*, limit: int = 5000) -> int:
                 AuditEntry.objects.filter(ssot_path=path, line_no__in=line_nos).delete()
             AuditEntry.objects.bulk_update(entries, ["in_ssot", "ssot_path", "line_no"], batch_size=500)
 
-        write(build, author="system", before_mirror=claim)
+        write(build, author="system", before_mirror=claim, wait=settings.SSOT_BACKGROUND_WAIT_SEC)
         return len(entries)

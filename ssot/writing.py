@@ -1,30 +1,52 @@
-"""How one logical change becomes one SSOT commit and then rows: the machinery under ssot/services.py.
+"""How changes become SSOT commits and then rows: the machinery under ssot/services.py.
 
 A change is drafted from the SSOT at the current head (`HeadView`), committed with that head as the
 expected parent (re-drafted on a conflict, a bounded number of times), then mirrored into the rows
-through the same `Mirror` the sync uses, events going out after the DB commit. The control plane's own
-writers queue on the write lock, which also covers the mirror step.
+through the same `Mirror` the sync uses, events going out after the DB commit.
+
+**Group commit.** Writers of this process queue for the SSOT write lock; whoever gets it (the leader)
+drafts every queued change, in arrival order, into one commit: each draft is computed on the head plus
+the drafts before it, so it re-checks its own rule against them, and a draft that fails gets its own
+error while the others commit. A batch stops at BATCH_FILES files or BATCH_BYTES bytes; the rest wait for
+the next. The write lock (shared by every process) covers the commit and its mirror step, so the next
+writer drafts on rows that include it.
+
+**Waiting.** No caller waits longer than its bound (SSOT_WRITE_WAIT_SEC for requests) for the lock, the
+write budget or a rate limit: past it, `SsotBusy` (503 + Retry-After), and nothing was written. Nothing
+sleeps while holding the write lock: the budget is waited for before taking it, and a rate limit met
+under it releases it (the store does not wait under the lock, see `Store.no_waiting`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 
-from core.errors import Conflict, SsotUnavailable
-from ssot import events, metrics
-from ssot.locking import mirror_lock, write_lock
+from core.blocking import blocked
+from core.errors import Conflict, SsotBusy, SsotUnavailable
+from ssot import budget, events, metrics
+from ssot.locking import LockTimeout, mirror_lock, write_lock
 from ssot.mirror import FileUpdate, Mirror
 from ssot.models import AuditEntry, SsotFile, SyncState
 from ssot.paths import audit_day_path, kind_of
-from ssot.stores.base import Store, StoreConflict, StoreError, StoreNotFound, git_blob_sha
+from ssot.stores.base import (
+    Store,
+    StoreConflict,
+    StoreError,
+    StoreNotFound,
+    StoreRateLimited,
+    git_blob_sha,
+)
 from ssot.stores.factory import get_store
 from ssot.sync import sync_state
 
@@ -41,8 +63,13 @@ class HeadView:
         self.store = store
         self.head = head
         self.ledger_exact = ledger_exact
+        # What the drafts before this one in the same commit write (None: delete): they come first.
+        self.drafted: dict[str, bytes | None] = {}
 
     def sha(self, path: str) -> str | None:
+        if path in self.drafted:
+            data = self.drafted[path]
+            return None if data is None else git_blob_sha(data)
         if self.head is None:
             return None
         if self.ledger_exact:
@@ -51,6 +78,9 @@ class HeadView:
         return entry.sha if entry else None
 
     def read(self, path: str) -> tuple[str, bytes] | None:
+        if path in self.drafted:
+            data = self.drafted[path]
+            return None if data is None else (git_blob_sha(data), data)
         sha = self.sha(path)
         if not sha:
             return None
@@ -62,6 +92,8 @@ class HeadView:
 
     def audit_day(self, path: str) -> bytes:
         """The current content of an audit file, rebuilt from its rows when their blob SHA proves it exact."""
+        if path in self.drafted:
+            return self.drafted[path] or b""
         sha = self.sha(path)
         if sha is None:
             return b""
@@ -125,55 +157,293 @@ def _append_audit(
     return placed
 
 
+BATCH_FILES = 100
+BATCH_BYTES = 1024 * 1024
+BATCH_AUTHOR = "agentos"  # the author of a commit that holds several authors' changes
+
+
+@dataclass(eq=False)
+class _Pending:
+    """One caller's change, waiting in the queue for a leader to draft it."""
+
+    build: Callable[[HeadView], Draft | None]
+    author: str
+    before_mirror: Callable[[Committed], None] | None
+    deadline: float
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Committed | None = None
+    error: BaseException | None = None
+
+    def finish(self, result: Committed | None = None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
+
+_queue: deque[_Pending] = deque()
+_queue_lock = threading.Lock()
+_leader = threading.Lock()
+
+
 def write(
     build: Callable[[HeadView], Draft | None],
     *,
     author: str,
     before_mirror: Callable[[Committed], None] | None = None,
+    wait: float | None = None,
 ) -> Committed | None:
     """Commit what `build` drafts on the current head, then mirror it; None if there is nothing to write.
 
-    The write lock covers the mirror step too, so the next writer drafts on rows that include this commit.
+    `build` may run in another thread (the leader's), with other changes drafted before it in the same
+    commit; whatever it raises is raised here. `wait`: the longest this call waits for the lock, the
+    write budget or a rate limit (default SSOT_WRITE_WAIT_SEC), then SsotBusy with Retry-After.
+    """
+    bound = settings.SSOT_WRITE_WAIT_SEC if wait is None else wait
+    pending = _Pending(build, author, before_mirror, deadline=time.monotonic() + bound)
+    # Inside a transaction, the caller's drafts must see its uncommitted rows and its rows must join its
+    # transaction: it writes alone, in its own thread, as before group commit.
+    alone = connection.in_atomic_block
+    if not alone:
+        with _queue_lock:
+            _queue.append(pending)
+    # Queued, a request uses no CPU; leading, it writes for the whole queue, one thread per process:
+    # either way another request may run meanwhile (core.blocking).
+    with blocked():
+        while not pending.done.is_set():
+            if not _leader.acquire(timeout=max(pending.deadline - time.monotonic(), 0.0)):
+                if alone or _withdraw([pending]):
+                    raise SsotBusy(
+                        "The SSOT is busy with other changes; nothing was written. Try again shortly.",
+                        retry_after=1,
+                    )
+                pending.done.wait()  # a leader has taken it: it is being written now
+                break
+            try:
+                if not pending.done.is_set():
+                    _lead([pending] if alone else _take(), own=pending)
+            finally:
+                _leader.release()
+    if pending.error is not None:
+        raise pending.error
+    return pending.result
+
+
+def _take() -> list[_Pending]:
+    with _queue_lock:
+        batch = list(_queue)[:BATCH_FILES]
+        for _ in batch:
+            _queue.popleft()
+    return batch
+
+
+def _withdraw(pendings: Iterable[_Pending]) -> bool:
+    """Take these changes out of the queue; False if one was no longer there (a leader has it)."""
+    with _queue_lock:
+        try:
+            for pending in pendings:
+                _queue.remove(pending)
+        except ValueError:
+            return False
+    return True
+
+
+def _requeue(pendings: list[_Pending]) -> None:
+    """Put changes back at the head of the queue, in their order, for the next leader."""
+    with _queue_lock:
+        _queue.extendleft(reversed([p for p in pendings if not p.done.is_set()]))
+
+
+def _busy(pendings: Iterable[_Pending], what: str, retry_after: float) -> None:
+    for pending in pendings:
+        pending.finish(
+            error=SsotBusy(
+                f"The SSOT cannot take this change now ({what}); nothing was written. "
+                f"Try again in {math.ceil(retry_after)} s.",
+                retry_after=max(1, math.ceil(retry_after)),
+            )
+        )
+
+
+def _lead(batch: list[_Pending], *, own: _Pending) -> None:
+    """Write a batch: wait for the budget (unlocked), then commit and mirror it under the write lock.
+
+    Every change of the batch is finished (result or error) unless put back in the queue, which happens
+    when the leader's own bound is reached first.
     """
     store = get_store()
-    with write_lock():
-        committed = _commit(store, build, author=author)
-        if committed is not None:
-            _mirror(committed, before=(lambda: before_mirror(committed)) if before_mirror else None)
-        return committed
+    while batch := [p for p in batch if not p.done.is_set()]:
+        now = time.monotonic()
+        delay = budget.reserve(store)
+        if delay > 0:
+            _busy([p for p in batch if p.deadline < now + delay], "GitHub's write budget is spent", delay)
+            if own.deadline < now + delay:
+                _requeue(batch)
+                return
+            time.sleep(delay)
+            continue
+        requests = store.content_requests
+        try:
+            with write_lock(timeout=max(min(p.deadline for p in batch) - now, 0.0)):
+                leftover = _write_batch(store, batch)
+        except LockTimeout:
+            expired = [p for p in batch if p.deadline <= time.monotonic()]
+            _busy(expired, "another process holds the SSOT write lock", 1)
+            if own.deadline <= time.monotonic():
+                _requeue(batch)
+                return
+            continue
+        except StoreRateLimited as exc:
+            budget.pause(store, exc.retry_after)
+            continue
+        finally:
+            # The commit was reserved; charge what it made beyond that, or give back what it did not.
+            budget.spend(store, store.content_requests - requests - budget.COMMIT_COST)
+        _requeue(leftover)
+        return
 
 
-def _commit(store: Store, build: Callable[[HeadView], Draft | None], *, author: str) -> Committed | None:
+def _write_batch(store: Store, batch: list[_Pending]) -> list[_Pending]:
+    """Draft, commit and mirror; returns the changes left for the next batch (over its bounds)."""
+    with store.no_waiting():
+        try:
+            drafted, leftover = _commit(store, batch)
+        except StoreRateLimited:
+            raise
+        except StoreError as exc:
+            failure = SsotUnavailable(f"SSOT unavailable: {exc}")
+            for pending in batch:
+                pending.finish(error=failure)
+            return []
+        except Conflict as exc:
+            for pending in batch:
+                if not pending.done.is_set():
+                    pending.finish(error=exc)
+            return []
+    if drafted:
+        _mirror_batch(drafted)
+    for pending, committed in drafted:
+        pending.finish(result=committed)
+    return leftover
+
+
+def _commit(store: Store, batch: list[_Pending]) -> tuple[list[tuple[_Pending, Committed]], list[_Pending]]:
+    """Draft the batch in order on the current head and commit it; re-drafted on a conflict.
+
+    Returns each written change with its Committed, and the changes left over for the next batch. A change
+    with nothing to write, or whose draft fails, is finished here.
+    """
     for attempt in range(settings.SSOT_WRITE_RETRIES):
         try:
             head = store.head()
             mirrored = sync_state().head
             view = HeadView(store, head, ledger_exact=head is not None and head == mirrored)
-            draft = build(view)
-            if draft is None:
-                return None
-            writes = dict(draft.writes)
-            audit_lines = _append_audit(view, writes, draft.audit)
+            drafted, leftover = _draft(view, batch)
+            if not drafted:
+                return [], leftover
+            writes = {path: data for path, data in view.drafted.items() if data is not None}
+            deletes = [path for path, data in view.drafted.items() if data is None]
+            drafts = [draft for _, draft, _, _ in drafted]
+            authors = {pending.author for pending, *_ in drafted}
             new_head = store.commit(
-                parent=head, writes=writes, deletes=draft.deletes, message=draft.message, author=author
+                parent=head,
+                writes=writes,
+                deletes=deletes,
+                message=drafts[0].message if len(drafts) == 1 else _batch_message(drafts),
+                author=authors.pop() if len(authors) == 1 else BATCH_AUTHOR,
             )
         except StoreConflict:
             metrics.SSOT_WRITE_CONFLICTS.inc()
             time.sleep(random.uniform(0, 0.02 * (attempt + 1)))
             continue
-        except StoreError as exc:
-            raise SsotUnavailable(f"SSOT unavailable: {exc}") from exc
         metrics.SSOT_COMMITS.inc()
-        files = [
-            FileUpdate(path=path, kind=kind, sha=git_blob_sha(data), raw=data)
-            for path, data in writes.items()
-            if (kind := kind_of(path)) is not None
-        ]
-        return Committed(
-            head=new_head, parent=head, files=files, deletes=list(draft.deletes), audit_lines=audit_lines
-        )
+        metrics.SSOT_BATCH_CHANGES.observe(len(drafted))
+        return [
+            (
+                pending,
+                Committed(
+                    head=new_head,
+                    parent=head,
+                    files=_updates(own_writes),
+                    deletes=list(draft.deletes),
+                    audit_lines=audit_lines,
+                ),
+            )
+            for pending, draft, audit_lines, own_writes in drafted
+        ], leftover
     metrics.SSOT_WRITES_REFUSED.inc()
     raise Conflict("The SSOT kept changing while this change was being written; try again.")
+
+
+_Drafted = tuple[_Pending, Draft, list[tuple[str, int]], dict[str, bytes]]
+
+
+def _draft(view: HeadView, batch: list[_Pending]) -> tuple[list[_Drafted], list[_Pending]]:
+    """Draft each change on the view plus the drafts before it, within the batch's bounds."""
+    drafted: list[_Drafted] = []
+    files = size = 0
+    for index, pending in enumerate(batch):
+        if pending.done.is_set():
+            continue
+        if files >= BATCH_FILES or size >= BATCH_BYTES:
+            return drafted, batch[index:]
+        try:
+            draft = pending.build(view)
+            if draft is None:
+                pending.finish(result=None)
+                continue
+            writes = dict(draft.writes)
+            audit_lines = _append_audit(view, writes, draft.audit)
+        except StoreError:
+            raise  # the SSOT's failure, not the draft's: the whole batch waits or fails
+        except Exception as exc:  # the draft's own error (its rule, a bad id): only it fails
+            pending.finish(error=exc)
+            continue
+        view.drafted.update(writes)
+        view.drafted.update(dict.fromkeys(draft.deletes))
+        drafted.append((pending, draft, audit_lines, writes))
+        files += len(draft.writes) + len(draft.deletes) + (1 if draft.audit else 0)
+        size += sum(len(data) for data in draft.writes.values()) + sum(len(raw) for _, raw in draft.audit)
+    return drafted, []
+
+
+def _batch_message(drafts: list[Draft]) -> str:
+    """The commit message of several changes: how many, then each change's own message on a line."""
+    return f"{len(drafts)} changes\n\n" + "\n".join(draft.message.splitlines()[0] for draft in drafts)
+
+
+def _updates(writes: dict[str, bytes]) -> list[FileUpdate]:
+    return [
+        FileUpdate(path=path, kind=kind, sha=git_blob_sha(data), raw=data)
+        for path, data in writes.items()
+        if (kind := kind_of(path)) is not None
+    ]
+
+
+def _mirror_batch(drafted: list[tuple[_Pending, Committed]]) -> None:
+    """Mirror a batch's commit once: the last content of every path, and every change's before_mirror."""
+    first = drafted[0][1]
+    files: dict[str, FileUpdate] = {}
+    deletes: dict[str, None] = {}
+    for _, committed in drafted:
+        for update in committed.files:
+            files[update.path] = update
+            deletes.pop(update.path, None)
+        for path in committed.deletes:
+            files.pop(path, None)
+            deletes[path] = None
+    union = Committed(
+        head=first.head,
+        parent=first.parent,
+        files=list(files.values()),
+        deletes=list(deletes),
+        audit_lines=[],
+    )
+    befores = [(p.before_mirror, c) for p, c in drafted if p.before_mirror is not None]
+
+    def before() -> None:
+        for callback, committed in befores:
+            callback(committed)
+
+    _mirror(union, before=before if befores else None)
 
 
 def _mirror(committed: Committed, *, before: Callable[[], None] | None = None) -> Mirror | None:

@@ -179,6 +179,13 @@ class GitHubEmulator:
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
         self.before_ref_update: Callable[[], None] | None = None
+        # (Accept, X-GitHub-Api-Version) of every request: the store must ask for GitHub's media type.
+        self.request_headers: Counter[tuple[str, str]] = Counter()
+        self._refusals: dict[str, tuple[int, str]] = {}
+        # Seconds added to every answer (GitHub's own latency, for benchmarks), and when each
+        # content-creating request (POST, PATCH, PUT) arrived (time.monotonic()).
+        self.latency = 0.0
+        self.content_requests: list[float] = []
         self._lock = threading.RLock()
         self._faults: deque[tuple[int, dict[str, Any], dict[str, str]]] = deque()
         self._truncate_over: int | None = None
@@ -234,6 +241,7 @@ class GitHubEmulator:
         with self._lock:
             self.requests.clear()
             self.statuses.clear()
+            self.content_requests.clear()
 
     def truncate_trees_over(self, n: int | None) -> None:
         """Answer recursive trees of more than n entries with their first n and `truncated: true`."""
@@ -241,11 +249,12 @@ class GitHubEmulator:
             self._truncate_over = n
 
     def rate_limit_next(
-        self, count: int, *, kind: str = "secondary", retry_after: int = 1, status: int | None = None
+        self, count: int, *, kind: str = "secondary", retry_after: int | None = 1, status: int | None = None
     ) -> None:
         """Rate-limit the next `count` requests.
 
-        secondary: 429 (or `status`) with `retry-after: retry_after`; primary: 403 (or `status`) with
+        secondary: 429 (or `status`) with `retry-after: retry_after` (None: no header, as GitHub sometimes
+        answers, which means "wait at least a minute"); primary: 403 (or `status`) with
         `x-ratelimit-remaining: 0` and `x-ratelimit-reset` retry_after seconds from now (negative: past).
         """
         if kind == "secondary":
@@ -254,18 +263,29 @@ class GitHubEmulator:
                 "Please wait a few minutes before you try again.",
                 "documentation_url": f"{RATE_LIMIT_DOCS}#about-secondary-rate-limits",
             }
-            fault = (status or 429, payload, {"retry-after": str(retry_after)})
+            extra = {} if retry_after is None else {"retry-after": str(retry_after)}
+            fault = (status or 429, payload, extra)
         elif kind == "primary":
             payload = {
                 "message": "API rate limit exceeded for user ID 1.",
                 "documentation_url": RATE_LIMIT_DOCS,
             }
-            reset = int(time.time() + retry_after)
+            reset = int(time.time() + (retry_after or 0))
             fault = (status or 403, payload, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)})
         else:
             raise ValueError(f"kind must be 'secondary' or 'primary', not {kind!r}")
         with self._lock:
             self._faults.extend([fault] * count)
+
+    def refuse_ref_updates(self, branch: str, status: int | None = 422, message: str | None = None) -> None:
+        """Refuse every update of `branch` as GitHub does a protected branch (or, with another message, a
+        ruleset, a permission); None status lifts it."""
+        with self._lock:
+            if status is None:
+                self._refusals.pop(branch, None)
+            else:
+                text = message or f"Protected branch update failed for refs/heads/{branch}."
+                self._refusals[branch] = (status, text)
 
     def fail_next(self, count: int, status: int = 502) -> None:
         """Answer the next `count` requests with a server error."""
@@ -312,8 +332,15 @@ class GitHubEmulator:
         """Count one request and answer it: (status, JSON payload or None, headers)."""
         url = urlsplit(raw_path)
         route = _route(method, url.path)
+        if self.latency:
+            time.sleep(self.latency)
         with self._lock:
+            if method != "GET":
+                self.content_requests.append(time.monotonic())
             self.requests[f"{method} {route[0] if route else url.path}"] += 1
+            self.request_headers[
+                (headers.get("Accept") or "", headers.get("X-GitHub-Api-Version") or "")
+            ] += 1
             fault = self._faults.popleft() if self._faults else None
         if fault is None:
             status, payload, extra = self._respond(method, route, url.query, headers, body)
@@ -535,6 +562,9 @@ class GitHubEmulator:
 
     def _update_ref(self, params: dict[str, str], query: Any, body: Any) -> tuple[int, dict[str, Any]]:
         name = f"refs/{params['ref']}"
+        refused = self._refusals.get(name.removeprefix("refs/heads/"))
+        if refused is not None:
+            raise ApiError(*refused)
         ref = self.git.references.get(name)
         if ref is None:
             raise ApiError(422, "Reference does not exist")

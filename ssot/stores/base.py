@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 
@@ -15,6 +16,20 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The SSOT cannot be reached or answered with an error; the reason is safe to show."""
+
+
+class StoreRefused(StoreUnavailable):
+    """The SSOT refused the write for a reason a retry cannot change (a protected branch, a ruleset, a
+    permission, a stale lock): answered at once, with the reason, never retried."""
+
+
+class StoreRateLimited(StoreUnavailable):
+    """GitHub rate-limited a request and asked for more patience than the caller allows: try again after
+    `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StoreConflict(StoreError):
@@ -101,6 +116,17 @@ class Store(ABC):
         Raises StoreConflict unless the branch still points at `parent` (None: no commit yet).
         Returns the new commit SHA. Nothing is changed when it raises.
         """
+
+    @property
+    def content_requests(self) -> int:
+        """Content-creating requests made so far (what GitHub's write limits count); none locally."""
+        return 0
+
+    @contextlib.contextmanager
+    def no_waiting(self) -> Iterator[None]:
+        """Within this block (in this thread), a rate limit raises StoreRateLimited at once instead of
+        being waited out: the write path holds its lock here. Nothing to do for stores without one."""
+        yield
 
     def close(self) -> None:  # noqa: B027 - an optional hook: most stores hold nothing to release
         """Release connections; the default store holds none."""

@@ -15,13 +15,14 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import contextlib
 import hashlib
 import json
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -40,6 +41,8 @@ from ssot.stores.base import (
     Store,
     StoreConflict,
     StoreNotFound,
+    StoreRateLimited,
+    StoreRefused,
     StoreUnavailable,
     git_blob_sha,
 )
@@ -49,6 +52,8 @@ V = TypeVar("V")
 T = TypeVar("T")
 G = TypeVar("G", bound=CompletableGithubObject)
 
+MEDIA_TYPE = "application/vnd.github+json"
+API_VERSION = "2022-11-28"
 SECONDARY_RATE_WAIT = 60.0  # GitHub: "otherwise, wait for at least one minute before retrying"
 BLOB_CACHE_BYTES = 32 * 1024 * 1024
 LISTING_CACHE_ENTRIES = 400_000
@@ -99,7 +104,10 @@ class _Gitlink(str):
 
 
 class _CountingToken(Auth.Token):
-    """Token authentication that counts the requests it signs: every HTTP request the store makes."""
+    """Token authentication that counts the requests it signs: every HTTP request the store makes.
+
+    It also asks for GitHub's media type on every request (PyGithub leaves requests' `Accept: */*`).
+    """
 
     def __init__(self, token: str) -> None:
         super().__init__(token)
@@ -109,7 +117,11 @@ class _CountingToken(Auth.Token):
     def authentication(self, headers: dict) -> None:
         with self._lock:
             self.calls += 1
+        headers.setdefault("Accept", MEDIA_TYPE)
         super().authentication(headers)
+
+
+_FAST_FORWARD = re.compile(r"fast[ -]forward", re.IGNORECASE)
 
 
 def _plain(sha: str | None) -> str | None:
@@ -173,7 +185,7 @@ class GitHubStore(Store):
             seconds_between_requests=None,
             seconds_between_writes=None,
             lazy=True,
-            api_version="2022-11-28",
+            api_version=API_VERSION,
             pool_size=POOL_SIZE,
         )
         self._requester = self._github.requester
@@ -187,11 +199,32 @@ class GitHubStore(Store):
             LISTING_CACHE_ENTRIES, lambda files: len(files) + 1
         )
         self._commit_trees: _Cache[str, str] = _Cache(COMMIT_CACHE_ENTRIES, lambda _: 1)
+        self._thread = threading.local()
+        self._writes = 0
+        self._writes_lock = threading.Lock()
 
     @property
     def api_calls(self) -> int:
         """HTTP requests this store has made (diagnostics and call-budget tests)."""
         return self._auth.calls
+
+    @property
+    def content_requests(self) -> int:
+        return self._writes
+
+    @contextlib.contextmanager
+    def no_waiting(self) -> Iterator[None]:
+        previous = getattr(self._thread, "no_waiting", False)
+        self._thread.no_waiting = True
+        try:
+            yield
+        finally:
+            self._thread.no_waiting = previous
+
+    def _wrote(self) -> None:
+        """Count a content-creating request (made or refused alike: GitHub counts both)."""
+        with self._writes_lock:
+            self._writes += 1
 
     # Reads
 
@@ -412,10 +445,12 @@ class GitHubStore(Store):
         elements = [self._element(path, data) for path, data in writes.items()]
         elements += [InputGitTreeElement(path, "100644", "blob", sha=None) for path in doomed]
         base_tree = self._lazy(GitTree, "trees", base) if base is not None else NotSet
+        self._wrote()
         return self._call("creating the tree", lambda: self._repo.create_git_tree(elements, base_tree)).sha
 
     def _new_commit(self, parents: builtins.list[str], tree: str, message: str, author: str) -> str:
         signature = InputGitAuthor(author, f"{author}@agentos.local")  # as the local store signs
+        self._wrote()
         commit = self._call(
             "creating the commit",
             lambda: self._repo.create_git_commit(
@@ -433,6 +468,7 @@ class GitHubStore(Store):
             return InputGitTreeElement(path, "100644", "blob", content=data.decode("utf-8"))
         except UnicodeDecodeError:
             encoded = base64.b64encode(data).decode()
+            self._wrote()
             blob = self._call(f"uploading {path}", lambda: self._repo.create_git_blob(encoded, "base64"))
             return InputGitTreeElement(path, "100644", "blob", sha=blob.sha)
 
@@ -443,14 +479,20 @@ class GitHubStore(Store):
         since the parent; only a force-push rewinding the branch behind the parent would slip through.
         """
         ref = self._lazy(GitRef, "refs/heads", self.branch)
+        self._wrote()
         try:
             self._call("moving the branch", lambda: ref.edit(sha, force=False))
         except GithubException as exc:
-            if exc.status in (409, 422):
+            # Only "Update is not a fast forward" says the branch moved: a protected branch, a ruleset, a
+            # missing ref or a missing permission (also 409/422/403) would refuse every retry alike.
+            if exc.status in (409, 422) and _FAST_FORWARD.search(_message(exc)):
                 raise StoreConflict(f"{self.branch} moved: {_message(exc)}") from None
-            raise
+            raise StoreRefused(
+                self._scrub(f"GitHub refused to move {self.branch} ({exc.status}): {_message(exc)}")
+            ) from None
 
     def _create_branch(self, sha: str) -> None:
+        self._wrote()
         try:
             self._call(
                 "creating the branch", lambda: self._repo.create_git_ref(f"refs/heads/{self.branch}", sha)
@@ -462,6 +504,7 @@ class GitHubStore(Store):
 
     def _seed(self) -> str:
         """Make the first commit of an empty repository through the contents API: one empty SEED_PATH."""
+        self._wrote()
         try:
             result = self._call(
                 "initialising the repository",
@@ -510,10 +553,11 @@ class GitHubStore(Store):
                 wait = _rate_limit_wait(exc, attempt)
                 if wait is None:
                     raise
-                if waited + wait > self.max_rate_wait:
+                allowed = 0.0 if getattr(self._thread, "no_waiting", False) else self.max_rate_wait
+                if waited + wait > allowed:
                     until = datetime.now(UTC) + timedelta(seconds=wait)
-                    raise StoreUnavailable(
-                        f"GitHub rate limited {action} until {until:%Y-%m-%d %H:%M:%S} UTC"
+                    raise StoreRateLimited(
+                        f"GitHub rate limited {action} until {until:%Y-%m-%d %H:%M:%S} UTC", wait
                     ) from None
                 time.sleep(wait)
                 waited, attempt = waited + wait, attempt + 1

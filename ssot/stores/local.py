@@ -21,6 +21,7 @@ from ssot.stores.base import (
     StoreConflict,
     StoreError,
     StoreNotFound,
+    StoreRefused,
     StoreUnavailable,
 )
 
@@ -146,21 +147,28 @@ class LocalStore(Store):
             txn.set_target(self.ref, new, message="agentos: commit")
 
     def _lock(self, txn: ReferenceTransaction) -> None:
-        """Take `refs/heads/<branch>.lock` (exclusive create, as git does), waiting out other writers."""
+        """Take `refs/heads/<branch>.lock` (exclusive create, as git does), waiting out other writers.
+
+        A writer holds the lock for milliseconds: a lock file older than LOCK_WAIT_SEC was left by a
+        process that died, and no retry will ever get past it. Either way the answer names the file (a
+        503: someone must remove it), at once for a stale lock, never a conflict to be retried.
+        """
         lock_file = self.path / f"{self.ref}.lock"
         deadline = time.monotonic() + LOCK_WAIT_SEC
         delay = _LOCK_BACKOFF_SEC[0]
-        seen_locked = False
         while True:
             try:
                 txn.lock_ref(self.ref)
                 return
             except (pygit2.GitError, OSError) as exc:
                 # pygit2 does not tell "locked" from other I/O errors; a writer's lock file on disk does.
-                seen_locked = seen_locked or lock_file.exists()
+                age = _age(lock_file)
+                if age is not None and (age > LOCK_WAIT_SEC or time.monotonic() >= deadline):
+                    raise StoreRefused(
+                        f"branch {self.branch} is locked by {lock_file} (for {age:.0f} s): if no git "
+                        "process is running, it is stale; remove it"
+                    ) from exc
                 if time.monotonic() >= deadline:
-                    if seen_locked:
-                        raise StoreConflict(f"branch {self.branch} stayed locked by another writer") from exc
                     raise StoreUnavailable(f"cannot lock {self.ref} in {self.path}: {exc}") from exc
             time.sleep(delay)
             delay = min(delay * 2, _LOCK_BACKOFF_SEC[1])
@@ -217,6 +225,14 @@ def _errors(path: Path) -> Iterator[None]:
         raise
     except (pygit2.GitError, OSError) as exc:
         raise _unavailable(path, exc) from exc
+
+
+def _age(path: Path) -> float | None:
+    """Seconds since `path` was last modified, or None when it does not exist."""
+    try:
+        return max(0.0, time.time() - path.stat().st_mtime)
+    except FileNotFoundError:
+        return None
 
 
 def _ref_target(repo: pygit2.Repository, name: str) -> str | None:

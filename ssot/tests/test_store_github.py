@@ -15,7 +15,7 @@ import pygit2
 import pytest
 import requests
 
-from ssot.stores.base import StoreConflict, StoreUnavailable, git_blob_sha
+from ssot.stores.base import StoreConflict, StoreRefused, StoreUnavailable, git_blob_sha
 from ssot.stores.github import SEED_PATH, SEED_TREE, GitHubStore
 from testing.github_emulator import GitHubEmulator
 from testing.github_fixture import github_emulator, github_store, make_github_store
@@ -562,3 +562,53 @@ def test_emulator_injects_rate_limits_and_counts_routes(emulator: GitHubEmulator
     assert served.status_code == 200
     assert emulator.requests == {REF: 1, TREES: 2}
     assert emulator.total_requests() == 3
+
+
+# Issue 16: GitHub's limits
+
+
+def test_every_request_asks_for_githubs_media_type_and_api_version(
+    emulator: GitHubEmulator, store: GitHubStore
+) -> None:
+    head = emulator.push(tasks(2))
+    store.list(head)
+    store.commit(parent=head, writes={"tasks/T-0.json": b"v2"}, message="m", author="admin")
+    store.read(git_blob_sha(b"v2"))
+
+    assert set(emulator.request_headers) == {("application/vnd.github+json", "2022-11-28")}
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (422, "Protected branch update failed for refs/heads/main."),
+        (422, "Repository rule violations found\n\nChanges must be made through a pull request."),
+        (403, "Resource not accessible by integration"),
+        (409, "Reference cannot be updated"),
+    ],
+)
+def test_a_refused_ref_update_is_refused_at_once_with_githubs_message(
+    emulator: GitHubEmulator, store: GitHubStore, status: int, message: str
+) -> None:
+    """Issue 16: a protected branch was retried as a conflict eight times, then answered a misleading 409."""
+    head = emulator.push(tasks(1))
+    emulator.refuse_ref_updates("main", status, message)
+    emulator.reset_counts()
+
+    with pytest.raises(StoreRefused) as refused:
+        store.commit(parent=head, writes={"tasks/T-0.json": b"v2"}, message="m", author="admin")
+
+    assert not isinstance(refused.value, StoreConflict)
+    assert message.splitlines()[0] in str(refused.value)
+    assert emulator.requests["PATCH /repos/{owner}/{repo}/git/refs/{ref}"] == 1
+    assert emulator.head() == head
+
+
+def test_a_missing_ref_is_refused_not_a_conflict(emulator: GitHubEmulator, store: GitHubStore) -> None:
+    head = emulator.push(tasks(1))
+    store.head()
+    emulator.git.references.delete("refs/heads/main")
+    emulator.git.references.create("refs/heads/other", head)
+
+    with pytest.raises(StoreRefused, match="Reference does not exist"):
+        store.commit(parent=head, writes={"tasks/T-0.json": b"v2"}, message="m", author="admin")

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from ssot.stores import post_receive
-from ssot.stores.base import StoreConflict, StoreNotFound, StoreUnavailable, git_blob_sha
+from ssot.stores.base import StoreConflict, StoreNotFound, StoreRefused, StoreUnavailable, git_blob_sha
 from ssot.stores.hook import install_post_receive_hook
 from ssot.stores.local import LOCK_WAIT_SEC, LocalStore
 from testing.git import clone, git, git_commit, git_env, push
@@ -172,17 +172,33 @@ def test_a_push_on_a_head_that_the_store_moved_is_rejected_until_rebased(
     assert git(store.path, "rev-list", "--count", "main") == "3"
 
 
-def test_a_held_ref_lock_makes_the_commit_wait_then_conflict(store: LocalStore) -> None:
+def test_a_held_ref_lock_makes_the_commit_wait_then_answer_unavailable_naming_it(store: LocalStore) -> None:
     head = store_commit(store, None, {"tasks/T-1.json": b"v1"})
     lock = store.path / "refs" / "heads" / "main.lock"
     lock.write_text("")  # what git receive-pack holds while it updates the branch
 
     started = time.monotonic()
-    with pytest.raises(StoreConflict, match="stayed locked by another writer"):
+    with pytest.raises(StoreRefused, match=r"locked by .*refs/heads/main\.lock"):
         store_commit(store, head, {"tasks/T-1.json": b"v2"})
 
     assert LOCK_WAIT_SEC <= time.monotonic() - started < LOCK_WAIT_SEC + 2
     assert lock.exists()
+    assert store.head() == head
+
+
+def test_a_stale_ref_lock_is_refused_at_once_naming_the_lock(store: LocalStore) -> None:
+    """Issue 16: a `main.lock` left by a dead git process ended in 409 "kept changing" after 16.5 s."""
+    head = store_commit(store, None, {"tasks/T-1.json": b"v1"})
+    lock = store.path / "refs" / "heads" / "main.lock"
+    lock.write_text("")
+    an_hour_ago = time.time() - 3600
+    os.utime(lock, (an_hour_ago, an_hour_ago))
+
+    started = time.monotonic()
+    with pytest.raises(StoreRefused, match=r"main\.lock \(for 3600 s\).*stale; remove it"):
+        store_commit(store, head, {"tasks/T-1.json": b"v2"})
+
+    assert time.monotonic() - started < LOCK_WAIT_SEC
     assert store.head() == head
 
 

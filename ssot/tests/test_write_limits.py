@@ -1,0 +1,151 @@
+"""The write path at GitHub's limits (issue 16): refusals answered at once, rate limits and the write budget
+answered 503 with Retry-After, never waited out while holding the write lock or past SSOT_WRITE_WAIT_SEC."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from django.db import connection
+
+from core.errors import Conflict, SsotBusy, SsotUnavailable
+from ssot import budget, services
+from ssot.locking import exclusive, write_lock
+from ssot.models import Message
+from ssot.sync import sync
+from testing.api import jwt_client, make_user
+from testing.content import commit, dispatch
+
+pytestmark = pytest.mark.django_db
+
+PATCH_REF = "PATCH /repos/{owner}/{repo}/git/refs/{ref}"
+POST_TREE = "POST /repos/{owner}/{repo}/git/trees"
+
+
+@pytest.fixture
+def gh_store(tmp_path, settings):
+    """The configured store: GitHub through its emulator."""
+    from ssot.stores.factory import get_store, reset_store
+    from testing.github_fixture import github_emulator
+
+    with github_emulator(tmp_path) as emulator:
+        settings.SSOT_BACKEND = "github"
+        settings.GITHUB_TOKEN = emulator.token
+        settings.GITHUB_SSOT_REPO = f"{emulator.owner}/{emulator.name}"
+        settings.GITHUB_API_URL = emulator.base_url
+        reset_store()
+        store = get_store()
+        commit(store, {"README.md": b"the SSOT"})
+        sync()
+        yield store, emulator
+        reset_store()
+
+
+def test_a_protected_branch_is_a_503_with_githubs_message_at_once(gh_store):
+    """Issue 16: retried eight times as a conflict (four calls and two writes each), then a misleading 409."""
+    _, emulator = gh_store
+    emulator.refuse_ref_updates("main")
+    emulator.reset_counts()
+
+    with pytest.raises(SsotUnavailable) as refused:
+        services.message_create(raw=dispatch("T-1"), sender="coordinator")
+
+    assert not isinstance(refused.value, Conflict)
+    assert "Protected branch update failed for refs/heads/main." in refused.value.detail
+    assert emulator.requests[PATCH_REF] == 1
+    assert not Message.objects.exists()
+
+
+def test_a_secondary_rate_limit_without_retry_after_is_a_503_at_once_not_a_minute_under_the_lock(
+    gh_store, settings
+):
+    """Issue 16: with no `retry-after`, a request slept 60 s holding the write lock."""
+    _, emulator = gh_store
+    emulator.rate_limit_next(1, kind="secondary", retry_after=None)
+    client = jwt_client(make_user("coordinator"))
+
+    response = client.post("/api/messages/", dispatch("T-2"), format="json")
+
+    assert response.status_code == 503, response.content
+    assert response.json()["code"] == "ssot_busy"
+    assert int(response["Retry-After"]) >= 60  # GitHub: "wait for at least one minute"
+    assert emulator.statuses[429] == 1
+    assert sum(emulator.statuses.values()) == emulator.total_requests()  # nothing retried meanwhile
+    with write_lock(timeout=0):  # not held by anyone
+        pass
+    # The pause holds every writer back: the next one is answered at once, GitHub not asked.
+    before = emulator.total_requests()
+    again = client.post("/api/messages/", dispatch("T-3"), format="json")
+    assert again.status_code == 503 and int(again["Retry-After"]) >= 59
+    assert emulator.total_requests() == before
+
+
+def test_a_spent_write_budget_answers_503_with_retry_after_and_asks_github_nothing(gh_store, settings):
+    store, emulator = gh_store
+    settings.GITHUB_WRITES_PER_MIN = 3  # one commit a minute
+    settings.SSOT_WRITE_WAIT_SEC = 0.1
+    services.message_create(raw=dispatch("T-4"), sender="coordinator")
+    emulator.reset_counts()
+
+    with pytest.raises(SsotBusy) as busy:
+        services.message_create(raw=dispatch("T-5"), sender="coordinator")
+
+    assert busy.value.retry_after is not None and 55 <= busy.value.retry_after <= 60
+    assert emulator.requests[POST_TREE] == 0
+    assert budget.remaining(store)[0] < 3
+
+
+def test_a_budget_gap_shorter_than_the_wait_is_waited_out_then_written(gh_store, settings):
+    """While the budget is spent, writes wait (unlocked) and batch up rather than reach GitHub's limit."""
+    store, emulator = gh_store
+    settings.GITHUB_WRITES_PER_MIN = 180  # three requests a second: a commit every second
+    settings.GITHUB_WRITES_PER_HOUR = 100_000
+    budget.reserve(store, 180)  # spend the minute
+    emulator.reset_counts()
+
+    services.message_create(raw=dispatch("T-6"), sender="coordinator")
+
+    assert emulator.requests[POST_TREE] == 1
+    assert Message.objects.filter(msg_id=dispatch("T-6")["msg_id"]).exists()
+
+
+def test_a_stale_local_ref_lock_is_a_503_naming_it_at_once(store):
+    """Issue 16: a stale `refs/heads/main.lock` ended in 409 "the SSOT kept changing" after 16.5 s."""
+    commit(store, {"README.md": b"the SSOT"})
+    lock = store.path / "refs" / "heads" / "main.lock"
+    lock.write_text("")
+    old = time.time() - 600
+    os.utime(lock, (old, old))
+    client = jwt_client(make_user("coordinator"))
+
+    response = client.post("/api/messages/", dispatch("T-7"), format="json")
+
+    assert response.status_code == 503, response.content
+    assert "main.lock" in response.json()["detail"] and "stale" in response.json()["detail"]
+
+
+def test_a_write_lock_held_elsewhere_past_the_wait_is_busy(store, settings):
+    """Another holder of the cross-process write lock (here a thread with a lock file handle of its own,
+    as another process would hold it): the writer gives up at its bound, 503, nothing written."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the flock stands for another process on SQLite; PostgreSQL's lock is per session")
+    settings.SSOT_WRITE_WAIT_SEC = 0.05
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with exclusive("ssot-write"):
+            holding.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    try:
+        with pytest.raises(SsotBusy, match="another process holds the SSOT write lock"):
+            services.message_create(raw=dispatch("T-8"), sender="coordinator")
+    finally:
+        done.set()
+        holder.join()
+    assert not Message.objects.exists()
