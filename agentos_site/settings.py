@@ -283,6 +283,15 @@ ACK_TIMEOUT_REVIEW_SEC = env.int("ACK_TIMEOUT_REVIEW_SEC", default=600)
 NOTIFY_URLS = csv(env.str("NOTIFY_URLS", default=""))
 TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
 TELEGRAM_ADMIN_CHAT_ID = env.str("TELEGRAM_ADMIN_CHAT_ID", default="")
+# The next rung (SPEC section 10): reminders from the NOTIFY_ESCALATE_AFTER-th on go to these as well.
+NOTIFY_ESCALATE_URLS = csv(env.str("NOTIFY_ESCALATE_URLS", default=""))
+NOTIFY_ESCALATE_AFTER = env.int("NOTIFY_ESCALATE_AFTER", default=2)
+# Base of the links in notifications; production requires https (monitoring.checks).
+PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Approval reminders and expiry, escalation reminders (SPEC sections 5 and 10); 0 turns one off.
+APPROVAL_REMIND_SEC = env.int("APPROVAL_REMIND_SEC", default=3600)
+APPROVAL_EXPIRE_SEC = env.int("APPROVAL_EXPIRE_SEC", default=86400)
+ESCALATION_REMIND_SEC = env.int("ESCALATION_REMIND_SEC", default=3600)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models import Q
 
 import amp
-from monitoring.models import Notification
+from monitoring.models import ApprovalWait, Notification
 from ssot.models import Agent, Message, Task
 from ssot.stores.factory import branch
 
@@ -29,6 +29,8 @@ AGENT_PREFIX = "escalation-agent-"
 ACK_PREFIX = "escalation-ack-"
 SYNC_PREFIX = "escalation-sync-"
 SYNC_FAILED_PREFIX = "escalation-syncfail-"
+APPROVAL_EXPIRED = "approval_expired"
+APPROVAL_PREFIX = "escalation-approval-"
 SYNC_SUBJECT = "sync"
 MSG_SUBJECT = "msg:"
 
@@ -77,9 +79,16 @@ def sync_escalation_id(last_success_at: datetime | None, kind: str = SYNC_STALE)
     return f"{prefix}{epoch_ms(last_success_at)}"
 
 
+def approval_escalation_id(task_id: str, started_at: datetime) -> str:
+    """The approval_expired escalation of the wait that began at `started_at`."""
+    return _bounded(APPROVAL_PREFIX, task_id, f"-{max(epoch_ms(started_at), 0)}")
+
+
 def build(notification: Notification) -> dict[str, Any] | None:
     """The escalation a claim stands for, or None when what it is about is gone from the mirror."""
     msg_id = notification.escalation_msg_id
+    if msg_id.startswith(APPROVAL_PREFIX):
+        return _approval_envelope(notification)
     if msg_id.startswith(AGENT_PREFIX):
         return _timeout_envelope(notification)
     if msg_id.startswith(ACK_PREFIX):
@@ -222,5 +231,35 @@ def _sync_envelope(notification: Notification, kind: str) -> dict[str, Any]:
             "branch": branch(),
         },
         suggested_actions=_SYNC_ACTIONS[kind],
+        auto_suspended=False,
+    )
+
+
+def _approval_envelope(notification: Notification) -> dict[str, Any] | None:
+    msg_id = notification.escalation_msg_id
+    wait = ApprovalWait.objects.filter(expired_msg_id=msg_id).first()
+    task = Task.objects.filter(task_id=wait.task_id).first() if wait else None
+    if wait is None or task is None:
+        return None
+    return amp.build_escalation(
+        msg_id=msg_id,
+        now=notification.created_at,
+        task_id=task.task_id,
+        escalation_type=APPROVAL_EXPIRED,
+        severity="warning",
+        triggered_by=SYSTEM,
+        description=notification.body,
+        snapshot={
+            "subject": f"task:{task.task_id}",
+            "task_id": task.task_id,
+            "blob_sha": wait.blob_sha,
+            "waiting_since": iso(wait.started_at),
+            "expire_sec": settings.APPROVAL_EXPIRE_SEC,
+        },
+        suggested_actions=[
+            f"Open the task page and approve or reject {task.task_id}",
+            "Ask another approver to decide it",
+            "Override the task if it should no longer wait",
+        ],
         auto_suspended=False,
     )

@@ -38,6 +38,7 @@ _TYPES = {
     "[critical]": apprise.NotifyType.FAILURE,
     "[warning]": apprise.NotifyType.WARNING,
     "[recovered]": apprise.NotifyType.SUCCESS,
+    "[reminder]": apprise.NotifyType.WARNING,
 }
 
 
@@ -50,12 +51,20 @@ class Delivery:
     error: str = ""
 
 
-def targets() -> list[str]:
-    """Every configured Apprise URL: NOTIFY_URLS, then `tgram://{token}/{chat_id}` when both are set."""
+def targets(*, escalate: bool = False) -> list[str]:
+    """Every configured Apprise URL: NOTIFY_URLS, then `tgram://{token}/{chat_id}` when both are set;
+    with `escalate`, NOTIFY_ESCALATE_URLS too (the ladder's next rung), each URL once."""
     urls = [url for url in settings.NOTIFY_URLS if url]
     if settings.TELEGRAM_BOT_TOKEN and settings.TELEGRAM_ADMIN_CHAT_ID:
         urls.append(f"tgram://{settings.TELEGRAM_BOT_TOKEN}/{settings.TELEGRAM_ADMIN_CHAT_ID}")
+    if escalate:
+        urls += [url for url in settings.NOTIFY_ESCALATE_URLS if url and url not in urls]
     return urls
+
+
+def text(notification: Notification) -> str:
+    """The body as sent: the notification's text, then the link to its page."""
+    return f"{notification.body}\n\n{notification.link}" if notification.link else notification.body
 
 
 def target_id(url: str) -> str:
@@ -106,7 +115,6 @@ def _backoff(attempts: int) -> timedelta:
 def notifications_send(*, limit: int = BATCH) -> SendReport:
     """Send due notifications to every target; a failing target is retried with backoff, never raised."""
     report = SendReport()
-    urls = targets()
     now = timezone.now()
     due = Notification.objects.filter(state=Notification.State.PENDING, next_attempt_at__lte=now).order_by(
         "next_attempt_at"
@@ -121,12 +129,13 @@ def notifications_send(*, limit: int = BATCH) -> SendReport:
         if not mine:
             continue
         attempts = notification.attempts + 1
+        urls = targets(escalate=notification.escalate)
         delivered = list(notification.delivered_to)
         errors = []
         for url in urls:
             if target_id(url) in delivered:
                 continue
-            delivery = send(url, title=notification.title, body=notification.body)
+            delivery = send(url, title=notification.title, body=text(notification))
             if delivery.ok:
                 delivered.append(target_id(url))
             else:

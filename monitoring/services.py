@@ -27,16 +27,17 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, Value, When, Window
 from django.db.models.functions import Substr
 from django.utils import timezone
 
 import amp
 from core.errors import Conflict, ServiceError, WrongState
-from monitoring import envelopes, events
+from monitoring import approvals, envelopes, events
 from monitoring.envelopes import (
     ACK_TIMEOUT,
+    APPROVAL_EXPIRED,
     HEARTBEAT_TIMEOUT,
     MSG_SUBJECT,
     SYNC_FAILED,
@@ -44,15 +45,16 @@ from monitoring.envelopes import (
     SYNC_SUBJECT,
     SYSTEM,
     ack_escalation_id,
+    approval_escalation_id,
     iso,
     sync_escalation_id,
     timeout_escalation_id,
 )
-from monitoring.models import Notification
+from monitoring.models import ApprovalWait, Notification
 from ssot import events as ssot_events
 from ssot import services as ssot_services
 from ssot.locking import exclusive
-from ssot.models import Ack, Agent, Escalation, Message, SyncState
+from ssot.models import Ack, Agent, Escalation, Message, SyncState, Task
 from ssot.paths import message_path
 from ssot.stores.base import StoreError
 from ssot.stores.factory import branch, get_store, repository_label
@@ -345,6 +347,112 @@ class Monitor:
             if notification is not None:
                 self.write_escalation(notification)
 
+    def watch_approvals(self) -> None:
+        """The safety net of `approvals.watch` (a lost queue entry, a sync too large for events), then
+        each waiting task's reminder (every APPROVAL_REMIND_SEC) and expiry (APPROVAL_EXPIRE_SEC).
+        Not while the mirror cannot be trusted: what it says waits may have been decided meanwhile."""
+        if not self.health.trusted:
+            return
+        for task_id in approvals.missing_watches():
+            notification = approvals.watch(task_id, now=self.now)
+            if notification is not None:
+                self.report.notified.append(notification.title)
+        waits = ApprovalWait.objects.filter(active=True, started_at__isnull=False).order_by("started_at")
+        tasks = {t.task_id: t for t in Task.objects.filter(task_id__in=[w.task_id for w in waits])}
+        for wait in waits:
+            task = tasks.get(wait.task_id)
+            if task is None or task.status != Task.AWAITING_APPROVAL or wait.started_at is None:
+                continue
+            waited = self.now - wait.started_at
+            expire = settings.APPROVAL_EXPIRE_SEC
+            if expire > 0 and waited >= timedelta(seconds=expire):
+                if not wait.expired_msg_id and self.health.reachable:
+                    notification = self.claim_approval_expired(wait, task)
+                    if notification is not None:
+                        self.write_escalation(notification)
+                continue  # expired: the escalation's reminders take over
+            remind = settings.APPROVAL_REMIND_SEC
+            due = int(waited.total_seconds() // remind) if remind > 0 else 0
+            if due > wait.reminders:
+                self.claim_approval_reminder(wait, task, due)
+        self.resolve_decided_expiries()
+
+    def claim_approval_reminder(self, wait: ApprovalWait, task: Task, due: int) -> None:
+        """The `due`-th reminder (a check that missed some sends one, not each)."""
+        with transaction.atomic():
+            claimed = ApprovalWait.objects.filter(
+                pk=wait.pk, active=True, started_at=wait.started_at, reminders=wait.reminders
+            ).update(reminders=due)
+            if not claimed:
+                return
+            hours = (self.now - wait.started_at).total_seconds() / 3600 if wait.started_at else 0
+            self._notification(
+                f"[reminder] {approvals.subject(task)}",
+                f"Still waiting for approval after {hours:.1f} h (reminder {due}).\n"
+                f"{approvals.details(task)}",
+                "",
+                link=approvals.task_link(task.task_id, task.blob_sha),
+                escalate=due >= settings.NOTIFY_ESCALATE_AFTER,
+            )
+
+    def claim_approval_expired(self, wait: ApprovalWait, task: Task) -> Notification | None:
+        """One `approval_expired` escalation per wait; the task itself is never decided here."""
+        assert wait.started_at is not None
+        msg_id = approval_escalation_id(task.task_id, wait.started_at)
+        with transaction.atomic():
+            claimed = ApprovalWait.objects.filter(
+                pk=wait.pk, active=True, started_at=wait.started_at, expired_msg_id=""
+            ).update(expired_msg_id=msg_id)
+            if not claimed or self._already_claimed(msg_id):
+                return None
+            hours = (self.now - wait.started_at).total_seconds() / 3600
+            notification = self._notification(
+                f"[warning] {APPROVAL_EXPIRED}: {approvals.subject(task)}",
+                f"Task {task.task_id} has waited {hours:.1f} h for approval (since {iso(wait.started_at)}); "
+                f"nobody approved or rejected it. The control plane does not decide it.",
+                msg_id,
+            )
+        log.warning("approval of %s expired; %s claimed", task.task_id, msg_id)
+        return notification
+
+    def resolve_decided_expiries(self) -> None:
+        """An open approval_expired escalation whose task no longer waits (decided) is resolved."""
+        waiting = ApprovalWait.objects.filter(active=True).exclude(expired_msg_id="").values("expired_msg_id")
+        done = Escalation.objects.filter(status__in=OPEN, escalation_type=APPROVAL_EXPIRED).exclude(
+            msg_id__in=waiting
+        )
+        for escalation in done:
+            task = Task.objects.filter(task_id=escalation.task_id).first()
+            state = f"is {task.status}" if task is not None else "no longer exists"
+            self._resolve(escalation.msg_id, f"decided: task {escalation.task_id} {state}", notify_title=None)
+
+    def remind_escalations(self) -> None:
+        """Open escalations are re-notified every ESCALATION_REMIND_SEC until acknowledged or resolved;
+        from the NOTIFY_ESCALATE_AFTER-th reminder on, NOTIFY_ESCALATE_URLS get them too. The n-th
+        reminder of an escalation is claimed by its unique key."""
+        every = settings.ESCALATION_REMIND_SEC
+        if every <= 0:
+            return
+        for escalation in Escalation.objects.filter(status=Escalation.Status.OPEN).order_by("created_at"):
+            sent = Notification.objects.filter(escalation_msg_id=escalation.msg_id)
+            last = sent.order_by("-created_at").values_list("created_at", flat=True).first()
+            if last is None or self.now - last < timedelta(seconds=every):
+                continue  # not notified yet (settle_escalations does it), or not due
+            n = sent.filter(key__startswith=f"remind:{escalation.msg_id}:").count() + 1
+            try:
+                with transaction.atomic():
+                    self._notification(
+                        f"[reminder] {escalation.escalation_type}: task {escalation.task_id} "
+                        f"(open since {iso(escalation.created_at)})",
+                        f"Still open, neither acknowledged nor resolved (reminder {n}).\n"
+                        f"{escalation.description}",
+                        escalation.msg_id,
+                        key=f"remind:{escalation.msg_id}:{n}",
+                        escalate=n >= settings.NOTIFY_ESCALATE_AFTER,
+                    )
+            except IntegrityError:
+                self.report.notified.pop()  # another worker claimed this reminder
+
     # -- claims: a conditional UPDATE, and what goes with it in the same transaction -----------------
 
     def move(self, agent: Agent, new: str) -> bool:
@@ -477,10 +585,18 @@ class Monitor:
         self.report.changes.append((agent.name, previous, new))
         ssot_events.broadcast_on_commit(events.agent_health(agent, previous=previous, now=self.now))
 
-    def _notification(self, title: str, body: str, msg_id: str) -> Notification:
+    def _notification(
+        self, title: str, body: str, msg_id: str, *, link: str = "", key: str = "", escalate: bool = False
+    ) -> Notification:
         self.report.notified.append(title)
         return Notification.objects.create(
-            title=title[:250], body=body, escalation_msg_id=msg_id, next_attempt_at=self.now
+            title=title[:250],
+            body=body,
+            escalation_msg_id=msg_id,
+            next_attempt_at=self.now,
+            link=link or (approvals.escalation_link(msg_id) if msg_id else ""),
+            key=key,
+            escalate=escalate,
         )
 
     @staticmethod
@@ -566,6 +682,8 @@ def heartbeat_check(*, now: datetime | None = None) -> Monitor:
     monitor.report_sync()
     monitor.check_agents()
     monitor.settle_escalations()
+    monitor.watch_approvals()
+    monitor.remind_escalations()
     return monitor
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.dispatch import Signal
 
 from core.bounded import renderable
 from ssot.models import Ack, AuditEntry, Escalation, Message, SyncState, Task
@@ -19,11 +21,33 @@ from ssot.models import Ack, AuditEntry, Escalation, Message, SyncState, Task
 log = logging.getLogger(__name__)
 
 GROUP = "events"
+# Per-task groups (`task.<task_id>`): what a decision long-poll listens to, instead of every event.
+TASK_GROUP_PREFIX = "task."
+
+# Sent in this process once an event's transaction has committed (keyword `event`), before the
+# broadcast: how the apps above ssot (monitoring's approval notifications) hear of a change at once.
+# A receiver must not raise; one that does is logged and the others still run.
+committed = Signal()
+
+
+def task_group(task_id: str) -> str:
+    """The channel-layer group of one task's events. Channels allows only ASCII letters, digits, `-_.`
+    in a group name, under 100 characters: a task id is path-safe, so only its length is bounded."""
+    if len(task_id) <= 90:
+        return f"{TASK_GROUP_PREFIX}{task_id}"
+    return f"{TASK_GROUP_PREFIX}{task_id[:60]}.{hashlib.sha256(task_id.encode()).hexdigest()[:24]}"
 
 
 def broadcast_on_commit(event: dict[str, Any]) -> None:
     """Send `event` to every connected client once the current transaction commits."""
-    transaction.on_commit(lambda: send_now(event))
+    transaction.on_commit(lambda: _committed(event))
+
+
+def _committed(event: dict[str, Any]) -> None:
+    for _receiver, result in committed.send_robust(sender=None, event=event):
+        if isinstance(result, Exception):
+            log.error("a receiver of %s events failed: %r", event.get("type"), result)
+    send_now(event)
 
 
 SEND_TIMEOUT_SEC = 10

@@ -68,10 +68,25 @@ def test_production_passes_check_deploy_with_no_warning(tmp_path):
         var=tmp_path,
         ENVIRONMENT="production",
         ALLOWED_HOSTS="agentos.example.com",
+        PUBLIC_URL="https://agentos.example.com",
         **SECRETS,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_production_refuses_a_plain_http_public_url(tmp_path):
+    result = manage(
+        "check",
+        "--deploy",
+        var=tmp_path,
+        ENVIRONMENT="production",
+        ALLOWED_HOSTS="agentos.example.com",
+        PUBLIC_URL="http://agentos.example.com",
+        **SECRETS,
+    )
+    assert result.returncode != 0
+    assert "PUBLIC_URL must be https:// when ENVIRONMENT=production" in result.stderr
 
 
 def test_production_ignores_debug(tmp_path):
