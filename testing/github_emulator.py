@@ -47,6 +47,7 @@ ROUTES = [
     ("GET", "/repos/{owner}/{repo}/git/blobs/{sha}", "get_blob"),
     ("POST", "/repos/{owner}/{repo}/git/blobs", "create_blob"),
     ("GET", "/repos/{owner}/{repo}/git/commits/{sha}", "get_commit"),
+    ("GET", "/repos/{owner}/{repo}/commits", "list_commits"),
     ("POST", "/repos/{owner}/{repo}/git/commits", "create_commit"),
     ("PUT", "/repos/{owner}/{repo}/contents/{path}", "put_contents"),
 ]
@@ -650,6 +651,63 @@ class GitHubEmulator:
             raise ApiError(422, 'Invalid request.\n\n"content" wasn\'t supplied.')
         oid = self.git.create_blob(base64.b64decode(content) if encoding == "base64" else content.encode())
         return 201, {"sha": str(oid), "url": f"{self._api}/git/blobs/{oid}"}
+
+    def _list_commits(self, params: dict[str, str], query: Any, body: Any) -> tuple[int, Any]:
+        """GET /commits?sha=&path=&per_page=&page=: the REST commit shape, newest first, only the commits
+        that changed `path` (GitHub's default history simplification, as `git log -- path`)."""
+        start = (query.get("sha") or [self.default_branch])[0]
+        path = (query.get("path") or [""])[0].strip("/")
+        try:
+            per_page = max(1, min(int((query.get("per_page") or ["30"])[0]), 100))
+            page = max(1, int((query.get("page") or ["1"])[0]))
+        except ValueError as exc:
+            raise ApiError(422, "Validation Failed") from exc
+        ref = self.git.references.get(f"refs/heads/{start}")
+        target = ref.target if ref is not None else (start if SHA_RE.fullmatch(start) else None)
+        if target is None or self.git.get(target) is None:
+            raise ApiError(404, "No commit found for SHA: " + start)
+
+        def blob(tree: pygit2.Tree) -> str | None:
+            try:
+                return str(tree[path].id)
+            except KeyError:
+                return None
+
+        html = f"https://github.com/{self.owner}/{self.name}/commit"
+        found = []
+        for commit in self.git.walk(target, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME):
+            if path:
+                mine = blob(commit.tree)
+                parents = commit.parents
+                if not ((not parents and mine is not None) or any(blob(p.tree) != mine for p in parents)):
+                    continue
+            found.append(commit)
+            if len(found) >= per_page * page:
+                break
+        answer = []
+        for commit in found[per_page * (page - 1) :]:
+            git_commit = {
+                key: value
+                for key, value in self._commit_json(commit).items()
+                if key in ("author", "committer", "message", "tree", "url", "verification")
+            }
+            answer.append(
+                {
+                    "sha": str(commit.id),
+                    "node_id": f"C_{commit.id}",
+                    "commit": {**git_commit, "comment_count": 0},
+                    "url": f"{self._api}/commits/{commit.id}",
+                    "html_url": f"{html}/{commit.id}",
+                    "comments_url": f"{self._api}/commits/{commit.id}/comments",
+                    "author": None,
+                    "committer": None,
+                    "parents": [
+                        {"sha": str(p), "url": f"{self._api}/commits/{p}", "html_url": f"{html}/{p}"}
+                        for p in commit.parent_ids
+                    ],
+                }
+            )
+        return 200, answer
 
     def _get_commit(self, params: dict[str, str], query: Any, body: Any) -> tuple[int, dict[str, Any]]:
         commit = self._lookup(params["sha"], pygit2.Commit)

@@ -8,6 +8,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class StoreError(Exception):
@@ -70,6 +71,19 @@ class Change:
         return self.new_sha is None
 
 
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """A commit of the branch that changed one path: who (the author's name), when, and its message."""
+
+    commit: str
+    author: str
+    at: datetime
+    message: str
+
+
+HISTORY_LIMIT = 30
+
+
 def git_blob_sha(data: bytes) -> str:
     """The SHA-1 git gives a blob with this content."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
@@ -100,6 +114,11 @@ class Store(ABC):
     @abstractmethod
     def changed(self, old: str | None, new: str) -> builtins.list[Change]:
         """The files that differ between two commits (old None: everything in `new`)."""
+
+    @abstractmethod
+    def history(self, path: str, *, limit: int = HISTORY_LIMIT) -> builtins.list[Revision]:
+        """The branch's latest commits that changed `path` (added, modified or deleted it), newest first,
+        at most `limit`. GitHub: one request (list commits with `path`)."""
 
     @abstractmethod
     def commit(

@@ -36,8 +36,10 @@ from github.GitTree import GitTree
 from github.Requester import Requester
 
 from ssot.stores.base import (
+    HISTORY_LIMIT,
     Change,
     Entry,
+    Revision,
     Store,
     StoreConflict,
     StoreNotFound,
@@ -301,6 +303,40 @@ class GitHubStore(Store):
         ]
 
     # Writes
+
+    def history(self, path: str, *, limit: int = HISTORY_LIMIT) -> builtins.list[Revision]:
+        path = path.strip("/")
+        per_page = max(1, min(limit, 100))
+        url = f"{self._path}/commits"
+        parameters = {"sha": self.branch, "path": path, "per_page": per_page}
+        action = f"listing the history of {path}"
+        try:
+            _, data = self._call(
+                action, lambda: self._requester.requestJsonAndCheck("GET", url, parameters=parameters)
+            )
+        except GithubException as exc:
+            if exc.status in (404, 409):  # no such branch yet, or an empty repository
+                return []
+            raise self._failure(action, exc) from None
+        if not isinstance(data, list):
+            raise StoreUnavailable(f"GitHub sent a malformed answer while {action}")
+        found = []
+        for item in data[:limit]:
+            try:
+                commit = item["commit"]
+                author = commit.get("author") or {}
+                at = datetime.fromisoformat(str(author.get("date", "")).replace("Z", "+00:00"))
+                found.append(
+                    Revision(
+                        commit=str(item["sha"]),
+                        author=str(author.get("name") or ""),
+                        at=at,
+                        message=str(commit.get("message") or "").strip(),
+                    )
+                )
+            except (KeyError, TypeError, AttributeError, ValueError):
+                raise StoreUnavailable(f"GitHub sent a malformed answer while {action}") from None
+        return found
 
     def commit(
         self,

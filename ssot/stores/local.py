@@ -8,15 +8,18 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import FileMode, ObjectType, RepositoryOpenFlag
+from pygit2.enums import FileMode, ObjectType, RepositoryOpenFlag, SortMode
 from pygit2.transaction import ReferenceTransaction
 
 from ssot.stores.base import (
+    HISTORY_LIMIT,
     Change,
     Entry,
+    Revision,
     Store,
     StoreConflict,
     StoreError,
@@ -31,6 +34,8 @@ LOCK_WAIT_SEC = 2.0
 _LOCK_BACKOFF_SEC = (0.002, 0.05)
 
 _Tree = dict[str, "bytes | _Tree | None"]
+# The most commits `history` looks through for changes of one path (a bounded answer on a long history).
+HISTORY_SCAN = 5000
 
 
 class LocalStore(Store):
@@ -110,6 +115,30 @@ class LocalStore(Store):
             else:
                 diff = _commit(repo, old).tree.diff_to_tree(new_tree)
             return [_change(delta) for delta in diff.deltas]
+
+    def history(self, path: str, *, limit: int = HISTORY_LIMIT) -> builtins.list[Revision]:
+        path = path.strip("/")
+        found: list[Revision] = []
+        with _errors(self.path), self._repo() as repo:
+            head = _ref_target(repo, f"refs/heads/{self.branch}")
+            if head is None:
+                return found
+            walker = repo.walk(head, SortMode.TOPOLOGICAL | SortMode.TIME)
+            for scanned, commit in enumerate(walker):
+                if len(found) >= limit or scanned >= HISTORY_SCAN:
+                    break
+                mine = _blob_at(commit.tree, path)
+                parents = commit.parents
+                if (not parents and mine is not None) or any(_blob_at(p.tree, path) != mine for p in parents):
+                    found.append(
+                        Revision(
+                            commit=str(commit.id),
+                            author=commit.author.name,
+                            at=datetime.fromtimestamp(commit.author.time, UTC),
+                            message=commit.message.strip(),
+                        )
+                    )
+        return found
 
     def commit(
         self,
@@ -245,6 +274,13 @@ def _commit(repo: pygit2.Repository, sha: str) -> pygit2.Commit:
     if not isinstance(obj, pygit2.Commit):
         raise StoreNotFound(f"no commit {sha} in the local SSOT")
     return obj
+
+
+def _blob_at(tree: pygit2.Tree, path: str) -> str | None:
+    try:
+        return str(tree[path].id)
+    except KeyError:
+        return None
 
 
 def _walk(tree: pygit2.Tree, base: str) -> Iterator[Entry]:

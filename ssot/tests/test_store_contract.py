@@ -209,3 +209,31 @@ def test_a_submodule_entry_is_listed_as_a_gitlink_and_is_no_file(contract_store:
     assert contract_store.changed(first, head) == [Change("tasks/T-2.json", None, target, gitlink=True)]
     with pytest.raises(StoreNotFound):
         contract_store.read(target)
+
+
+def test_history_lists_the_commits_that_changed_a_path_newest_first(contract_store: Store) -> None:
+    assert contract_store.history("tasks/T-1.json") == []
+    first = contract_store.commit(
+        parent=None, writes={"tasks/T-1.json": b"1"}, message="create T-1", author="executor"
+    )
+    other = contract_store.commit(
+        parent=first, writes={"tasks/T-2.json": b"x"}, message="create T-2", author="coordinator"
+    )
+    second = contract_store.commit(
+        parent=other, writes={"tasks/T-1.json": b"2"}, message="approve T-1 by admin", author="admin"
+    )
+    gone = contract_store.commit(
+        parent=second, writes={}, deletes=["tasks/T-1.json"], message="rm", author="a"
+    )
+
+    history = contract_store.history("tasks/T-1.json")
+
+    assert [(r.commit, r.author, r.message) for r in history] == [
+        (gone, "a", "rm"),
+        (second, "admin", "approve T-1 by admin"),
+        (first, "executor", "create T-1"),
+    ]
+    assert all(r.at.tzinfo is not None for r in history)
+    assert [r.commit for r in contract_store.history("tasks/T-1.json", limit=2)] == [gone, second]
+    assert [r.commit for r in contract_store.history("tasks/T-2.json")] == [other]
+    assert contract_store.history("tasks/none.json") == []

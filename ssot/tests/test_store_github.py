@@ -612,3 +612,17 @@ def test_a_missing_ref_is_refused_not_a_conflict(emulator: GitHubEmulator, store
 
     with pytest.raises(StoreRefused, match="Reference does not exist"):
         store.commit(parent=head, writes={"tasks/T-0.json": b"v2"}, message="m", author="admin")
+
+
+def test_the_history_of_a_path_is_one_request(emulator: GitHubEmulator, store: GitHubStore) -> None:
+    first = emulator.push(tasks(3))
+    head = emulator.push(tasks(2, version=2))
+    emulator.reset_counts()
+    calls = store.api_calls
+
+    history = store.history("tasks/T-1.json")
+
+    assert store.api_calls - calls == 1
+    assert emulator.requests == {"GET /repos/{owner}/{repo}/commits": 1}
+    assert [revision.commit for revision in history] == [head, first]
+    assert [r.commit for r in store.history("tasks/T-2.json")] == [first]

@@ -146,7 +146,9 @@
   }
 
   function taskRow(task) {
-    const name = el("div", { className: "task-id", text: task.task_id });
+    // The row links to the task's page (what changed, the decision bound to its version).
+    const link = el("a", { text: task.task_id, attrs: { href: "/dashboard/tasks/" + encodeURIComponent(task.task_id) + "/" } });
+    const name = el("div", { className: "task-id" }, [link]);
     const title = task.title ? el("div", { className: "task-title muted", text: task.title }) : null;
     const row = el("tr", { attrs: { "data-task-id": task.task_id, "data-status": task.status } }, [
       cell("Task", [name, title]),
