@@ -146,12 +146,22 @@ class Receiver:
 
     port: int = 0
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
 
     def url(self, path: str = "ok", auth: str = "") -> str:
         return f"json://{auth}127.0.0.1:{self.port}/{path}"
 
     def bodies(self, path: str = "/ok") -> list[dict[str, Any]]:
         return [body for got, body in self.received if got == path]
+
+    def wait_for(self, count: int, path: str = "/ok", timeout: float = 30) -> list[dict[str, Any]]:
+        """Block until `path` has received `count` bodies (woken by each arrival); then all of them."""
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: len(self.bodies(path)) >= count, timeout=timeout):
+                raise AssertionError(
+                    f"{path} received {len(self.bodies(path))} of {count} within {timeout} s"
+                )
+            return self.bodies(path)
 
 
 @contextmanager
@@ -161,7 +171,9 @@ def receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            state.received.append((self.path, body))
+            with state.arrived:
+                state.received.append((self.path, body))
+                state.arrived.notify_all()
             self.send_response(500 if self.path.startswith("/fail") else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()

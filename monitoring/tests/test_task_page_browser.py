@@ -1,0 +1,190 @@
+"""The admin's phone, end to end, in Debian's Chromium at a phone viewport, against daphne and a django-q2
+worker in subprocesses: an agent's plain `git push` of a task to awaiting_approval goes through the hook,
+the webhook and the worker to one notification at a local HTTP receiver (the Apprise target); its link,
+after the login, opens the task page with what changed and the acceptance criteria; a change while open
+is announced live and the stale decision refused with the new version offered; the approval with a note
+lands in the SSOT with its audit line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+import amp
+from ssot.documents import dump_json
+from ssot.stores.factory import webhook_repo_name
+from ssot.stores.hook import install_post_receive_hook
+from ssot.sync import sync
+from testing.content import BASE_TIME, task_doc
+from testing.factories import UserFactory
+from testing.git import git_push
+from testing.monitor import Receiver, audit_lines, receiver
+from testing.server import Daphne, Worker, free_port, server_env
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+PASSWORD = "correct horse battery staple"
+LIVE_SEC = 20_000  # ms Playwright waits for something the server pushes
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def approver():
+    return UserFactory(username="alice", password=PASSWORD, groups=["approvers"])
+
+
+@pytest.fixture
+def seeded(store):
+    envelope = amp.build_envelope(
+        msg_type="task_dispatch",
+        sender="coordinator",
+        recipient="executor",
+        task_id="DEMO-1",
+        payload={"branch": "feature/offline", "acceptance_criteria": ["Drafts survive a restart <b>"]},
+        now=BASE_TIME,
+    )
+    store.commit(
+        parent=store.head(),
+        writes={
+            "tasks/DEMO-1.json": dump_json(
+                task_doc("DEMO-1", "in_progress", title="Add offline mode", risk_level="high")
+            ),
+            f"messages/{envelope['msg_id']}.json": dump_json(envelope),
+        },
+        message="coordinator: dispatch DEMO-1",
+        author="coordinator",
+    )
+    sync()
+    return store
+
+
+@pytest.fixture
+def phone_target() -> Iterator[Receiver]:
+    with receiver() as server:
+        yield server
+
+
+@pytest.fixture
+def stack(seeded, ssot_path: Path, tmp_path: Path, settings, monkeypatch, phone_target) -> Iterator[Daphne]:
+    port = free_port()
+    hook_url = f"http://127.0.0.1:{port}/webhooks/github"
+    secret_file = tmp_path / "hook_secret"
+    secret_file.write_text(settings.GITHUB_WEBHOOK_SECRETS[0] + "\n")
+    install_post_receive_hook(
+        ssot_path,
+        python=sys.executable,
+        hook_url=hook_url,
+        secret_file=secret_file,
+        repo_full_name=webhook_repo_name(),
+        branch="main",
+    )
+    monkeypatch.setenv("SSOT_HOOK_URL", hook_url)
+    env = server_env(
+        ssot_path=ssot_path,
+        redis_url=None,
+        prefix=f"phone_{uuid.uuid4().hex[:8]}",
+        Q_WORKERS="1",
+        NOTIFY_URLS=phone_target.url("phone"),
+        PUBLIC_URL=f"http://127.0.0.1:{port}",
+    )
+    server = Daphne(env, port=port)
+    worker = Worker(env)
+    try:
+        server.spawn()
+        worker.start()
+        server.wait_ready()
+        yield server
+    finally:
+        print(f"--- daphne\n{server.output()}\n--- qcluster\n{worker.output()}")
+        worker.close()
+        server.close()
+
+
+@pytest.fixture
+def browser(chromium) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**chromium)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def push(ssot_path: Path, **fields) -> None:
+    document = task_doc("DEMO-1", "awaiting_approval", title="Add offline mode", risk_level="high", **fields)
+    git_push(ssot_path, {"tasks/DEMO-1.json": dump_json(document)}, author="executor")
+
+
+def test_from_the_notification_to_a_decision_on_a_phone(
+    stack, approver, browser, ssot_path, seeded, phone_target
+):
+    push(ssot_path, description="Drafts are kept locally.", last_writer="executor")
+    [notification] = phone_target.wait_for(1, "/phone")
+    assert notification["title"] == "[approval] DEMO-1 (high): Add offline mode"
+    link = notification["message"].splitlines()[-1]
+    assert link.startswith(f"{stack.url}/dashboard/tasks/DEMO-1/?sha=")
+
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    first: Page = context.new_page()
+    first.goto(link)
+    # Anonymous: the login, then back to the link.
+    first.fill("#id_username", "alice")
+    first.fill("#id_password", PASSWORD)
+    first.click("input[type=submit]")
+    first.wait_for_url(link)
+    assert first.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    diff = first.locator("#diff")
+    expect(diff).to_contain_text("description")
+    expect(diff).to_contain_text("Drafts are kept locally.")
+    expect(diff).to_contain_text("awaiting_approval")
+    expect(first.locator("#criteria")).to_contain_text("Drafts survive a restart <b>")
+    assert first.locator("#criteria b").count() == 0
+    expect(first.locator("#task-page")).to_have_attribute("data-live", "true", timeout=LIVE_SEC)
+
+    # A second tab on the same (notified) version.
+    second: Page = context.new_page()
+    second.goto(link)
+    expect(second.locator("#task-page")).to_have_attribute("data-live", "true", timeout=LIVE_SEC)
+
+    # The agent changes the task while both are open: one more notification, and the pages say so live.
+    push(ssot_path, description="Drafts are kept locally, encrypted.", last_writer="executor")
+    changed = phone_target.wait_for(2, "/phone")[1]
+    assert changed["title"].endswith("(changed)")
+    expect(first.locator("#live-change")).to_be_visible(timeout=LIVE_SEC)
+    expect(second.locator("#live-change")).to_be_visible(timeout=LIVE_SEC)
+
+    # The first tab decides on what it showed: refused, and the new version is offered.
+    first.click("#approve-form button[type=submit]")
+    expect(first.locator("#problem")).to_contain_text("changed since you opened it")
+    expect(first.locator("#diff")).to_contain_text("Drafts are kept locally, encrypted.")
+
+    # On the new version, one tap (and a note): approved.
+    first.fill("#approve-note", "ship it")
+    first.click("#approve-form button[type=submit]")
+    expect(first.locator(".notice-ok")).to_contain_text("Approved DEMO-1")
+    expect(first.locator("#task-status")).to_have_text("approved")
+    head = seeded.head()
+    document = json.loads(seeded.read(seeded.entry(head, "tasks/DEMO-1.json").sha))
+    assert (document["status"], document["approved_by"], document["approval_reason"]) == (
+        "approved",
+        "alice",
+        "ship it",
+    )
+    assert [(line["actor"], line["action"]) for line in audit_lines(seeded) if line["task_id"] == "DEMO-1"][
+        -1
+    ] == (
+        "alice",
+        "approved",
+    )
+
+    # The second tab, still on the old version: refused, the new version offered.
+    second.click("#approve-form button[type=submit]")
+    expect(second.locator("#problem")).to_contain_text("changed since you opened it")
+    expect(second.locator("#task-status")).to_have_text("approved")
+    context.close()
