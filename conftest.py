@@ -134,6 +134,23 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path, settings):
 
 
 @pytest.fixture
+def github_ssot(tmp_path: Path, settings):
+    """The configured store: GitHub through its emulator only (`.emulator` on it), for GitHub's limits."""
+    from ssot.stores.factory import get_store
+
+    with github_emulator(tmp_path) as emulator:
+        settings.SSOT_BACKEND = "github"
+        settings.GITHUB_TOKEN = emulator.token
+        settings.GITHUB_SSOT_REPO = f"{emulator.owner}/{emulator.name}"
+        settings.GITHUB_API_URL = emulator.base_url
+        reset_store()
+        store = get_store()
+        store.emulator = emulator  # type: ignore[attr-defined]
+        yield store
+        reset_store()
+
+
+@pytest.fixture
 def git_dir(any_store) -> Path:
     """The bare repository behind `any_store`, for tests that inspect commits with git itself."""
     emulator = getattr(any_store, "emulator", None)

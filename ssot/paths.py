@@ -8,6 +8,9 @@ from datetime import datetime
 from ssot.models import SsotFile
 
 _AUDIT_DAY = re.compile(r"^audit/\d{4}/\d{2}/\d{2}\.jsonl$")
+# Message and ack files may sit in dated sub-folders (SPEC section 4): messages/2026/11/30/{msg_id}.json.
+_DATED = re.compile(r"^\d{4}/\d{2}/\d{2}/")
+_SHARDED = ("messages/", "acks/")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 LEGACY_AUDIT = "audit/log.jsonl"
 _FOLDERS = {
@@ -55,7 +58,12 @@ def kind_of(path: str) -> str | None:
     if _AUDIT_DAY.match(path) or path == LEGACY_AUDIT:
         return SsotFile.Kind.AUDIT
     for folder, kind in _FOLDERS.items():
-        if path.startswith(folder) and path.endswith(".json") and "/" not in path[len(folder) :]:
+        if not path.startswith(folder) or not path.endswith(".json"):
+            continue
+        name = path[len(folder) :]
+        if folder in _SHARDED and (dated := _DATED.match(name)):
+            name = name[dated.end() :]
+        if "/" not in name:
             return kind
     return None
 

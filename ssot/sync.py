@@ -30,7 +30,7 @@ from ssot.locking import mirror_lock
 from ssot.mirror import FileUpdate, Mirror, MirrorFailed, describe
 from ssot.models import SsotFile, SyncState
 from ssot.paths import kind_of
-from ssot.stores.base import Store, StoreError, StoreNotFound
+from ssot.stores.base import Store, StoreBlobRefused, StoreError, StoreIncomplete, StoreNotFound
 from ssot.stores.factory import branch, get_store, repository_label
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ class SyncReport:
     # Too many changed rows for one event each: no per-row events went out, clients must reload.
     reload: bool = False
     seconds: float = 0.0
+    # Set when a folder could not be listed whole: what was seen is mirrored, yet the sync failed.
+    incomplete: str = ""
 
     @property
     def rows_written(self) -> int:
@@ -103,6 +105,10 @@ def sync(*, full: bool = False, store: Store | None = None) -> SyncReport:
             _record_failure(state, reason)
             raise SyncFailed(f"Sync failed: {reason}") from exc
         report.seconds = round(time.monotonic() - started, 3)
+        if report.incomplete:
+            log.error("sync incomplete: %s", report.incomplete)
+            _record_failure(state, report.incomplete)
+            raise SyncFailed(f"Sync failed: {report.incomplete}")
         _record_success(state, head, report)
     return report
 
@@ -123,29 +129,42 @@ def _mirror_changes(store: Store, previous: str | None, head: str, *, full: bool
     to_read: list[tuple[str, str, str, bool]] = []
     to_delete: list[tuple[str, str]] = []
     mode = "full" if full or previous is None else "incremental"
+    # A folder GitHub would not list whole: what was seen is mirrored, nothing unseen is deleted, and the
+    # sync is recorded as failed (the monitor escalates) until the folder is sharded.
+    incomplete: StoreIncomplete | None = None
     if mode == "incremental":
         try:
             changes = store.changed(previous, head)
         except StoreNotFound:
             # The mirrored head is gone (a force push): compare everything instead.
             mode = "full"
+        except StoreIncomplete as exc:
+            changes, incomplete = exc.partial, exc
     if mode == "full":
         present = {}
         quarantined = set(SsotFile.objects.filter(quarantined=True).values_list("path", flat=True))
-        for entry in store.list(head):
+        try:
+            entries = store.list(head)
+        except StoreIncomplete as exc:
+            entries, incomplete = exc.partial, exc
+        for entry in entries:
             kind = kind_of(entry.path)
             if kind is not None:
                 present[entry.path] = entry.sha
                 if ledger.get(entry.path) != entry.sha or entry.path in quarantined:
                     to_read.append((entry.path, entry.sha, kind, entry.gitlink))
-        to_delete = [(path, kind_of(path) or "") for path in ledger if path not in present]
+        to_delete = [
+            (path, kind_of(path) or "")
+            for path in ledger
+            if path not in present and not (incomplete and incomplete.covers(path))
+        ]
     else:
         for change in changes:
             kind = kind_of(change.path)
             if kind is None:
                 continue
             if change.new_sha is None:
-                if change.path in ledger:
+                if change.path in ledger and not (incomplete and incomplete.covers(change.path)):
                     to_delete.append((change.path, kind))
             elif ledger.get(change.path) != change.new_sha:
                 to_read.append((change.path, change.new_sha, kind, change.gitlink))
@@ -159,7 +178,7 @@ def _mirror_changes(store: Store, previous: str | None, head: str, *, full: bool
         report.files_deleted = len(to_delete)
     for start in range(0, len(to_read), CHUNK):
         files = [
-            _gitlink(path, sha, kind) if gitlink else FileUpdate(path, kind, sha, store.read(sha))
+            _gitlink(path, sha, kind) if gitlink else _read(store, path, sha, kind)
             for path, sha, kind, gitlink in to_read[start : start + CHUNK]
         ]
         report.files_read += sum(1 for update in files if not update.unreadable)
@@ -172,7 +191,20 @@ def _mirror_changes(store: Store, previous: str | None, head: str, *, full: bool
     report.rows = dict(mirror.counts)
     report.quarantined = [path for path, _ in mirror.quarantined]
     report.reload = mirror.overflowed
+    if incomplete is not None:
+        report.incomplete = (
+            f"{incomplete}; {report.files_read} files read, nothing unseen deleted "
+            f"({len(to_delete)} deletions outside it applied)"
+        )
     return report
+
+
+def _read(store: Store, path: str, sha: str, kind: str) -> FileUpdate:
+    """A file's content; a blob the SSOT refuses to serve (over 100 MB on GitHub) is quarantined."""
+    try:
+        return FileUpdate(path, kind, sha, store.read(sha))
+    except StoreBlobRefused as exc:
+        return FileUpdate(path=path, kind=kind, sha=sha, raw=b"", unreadable=f"{exc}; make the file smaller")
 
 
 def _gitlink(path: str, sha: str, kind: str) -> FileUpdate:

@@ -30,6 +30,9 @@ DOCS_URL = "https://docs.github.com/rest"
 RATE_LIMIT_DOCS = f"{DOCS_URL}/overview/rate-limits-for-the-rest-api"
 RATE_LIMIT = 5000
 SHA_RE = re.compile(r"[0-9a-f]{40}")
+TREE_MAX_ENTRIES = 100_000  # GitHub's limits of one tree answer
+TREE_MAX_BYTES = 7 * 1024 * 1024
+BLOB_MAX_BYTES = 100 * 1024 * 1024  # the blobs API serves nothing larger
 BLOB_MODES = {"100644": pygit2.enums.FileMode.BLOB, "100755": pygit2.enums.FileMode.BLOB_EXECUTABLE}
 # What `_lookup` finds: a commit, a tree or a blob.
 _Found = TypeVar("_Found", pygit2.Commit, pygit2.Tree, pygit2.Blob)
@@ -81,6 +84,17 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class TooLarge(ApiError):
+    """GitHub's answer for a blob over 100 MB."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            403,
+            "This API returns blobs up to 100 MB in size. The requested blob is too large to fetch via the "
+            "API, but you can use the Git Database API to fetch it another way.",
+        )
 
 
 def _iso(seconds: int) -> str:
@@ -186,10 +200,17 @@ class GitHubEmulator:
         # Seconds added to every answer (GitHub's own latency, for benchmarks), and when each
         # content-creating request (POST, PATCH, PUT) arrived (time.monotonic()).
         self.latency = 0.0
+        # Read lag (GitHub's replicas just after a write): branch reads answer the head before the last
+        # update while `_lagging` > 0.
+        self._lagging = 0
+        self.blob_limit = BLOB_MAX_BYTES  # blobs over this are refused as GitHub does (403 too_large)
+        self._previous: dict[str, pygit2.Oid | str] = {}
         self.content_requests: list[float] = []
         self._lock = threading.RLock()
         self._faults: deque[tuple[int, dict[str, Any], dict[str, str]]] = deque()
+        # GitHub's limits of one tree answer (recursive or not): 100,000 entries or 7 MB.
         self._truncate_over: int | None = None
+        self._truncate_folders_over: int | None = None
         self._window_reset = int(time.time()) + 3600
         self._used = 0
         self._server: _Server | None = None
@@ -248,6 +269,16 @@ class GitHubEmulator:
         """Answer recursive trees of more than n entries with their first n and `truncated: true`."""
         with self._lock:
             self._truncate_over = n
+
+    def lag_reads(self, count: int) -> None:
+        """Answer the next `count` branch reads with the head before the branch's last update."""
+        with self._lock:
+            self._lagging = count
+
+    def truncate_folders_over(self, n: int | None) -> None:
+        """Answer non-recursive trees (one folder's own listing) of more than n entries truncated too."""
+        with self._lock:
+            self._truncate_folders_over = n
 
     def rate_limit_next(
         self, count: int, *, kind: str = "secondary", retry_after: int | None = 1, status: int | None = None
@@ -322,6 +353,8 @@ class GitHubEmulator:
                 index.remove(path)
             author = self._user()
             oid = self.git.create_commit(None, author, author, message, index.write_tree(self.git), parents)
+            if ref is not None:
+                self._previous[branch] = ref.target
             self.git.references.create(f"refs/heads/{branch}", oid, force=True)
             return str(oid)
 
@@ -364,6 +397,8 @@ class GitHubEmulator:
         except ApiError as exc:
             status = exc.status
             payload = {"message": exc.message, "documentation_url": DOCS_URL, "status": str(exc.status)}
+            if isinstance(exc, TooLarge):
+                payload["errors"] = [{"resource": "Blob", "field": "data", "code": "too_large"}]
         except Exception as exc:  # an emulator bug: answer it, so the client fails loudly instead of hanging
             status, payload = 500, {"message": f"emulator error: {exc!r}"}
         extra: dict[str, str] = {}
@@ -477,12 +512,19 @@ class GitHubEmulator:
 
     def _tree_json(self, tree: pygit2.Tree, *, recursive: bool) -> dict[str, Any]:
         entries = self._tree_entries(tree, "", recursive)
-        truncated = recursive and self._truncate_over is not None and len(entries) > self._truncate_over
+        limit = self._truncate_over if recursive else self._truncate_folders_over
+        keep = min(len(entries), TREE_MAX_ENTRIES, limit if limit is not None else TREE_MAX_ENTRIES)
+        size = 0
+        for index, entry in enumerate(entries[:keep]):  # and no more than 7 MB of them
+            size += len(json.dumps(entry)) + 1
+            if size > TREE_MAX_BYTES:
+                keep = index
+                break
         return {
             "sha": str(tree.id),
             "url": f"{self._api}/git/trees/{tree.id}",
-            "tree": entries[: self._truncate_over] if truncated else entries,
-            "truncated": truncated,
+            "tree": entries[:keep],
+            "truncated": keep < len(entries),
         }
 
     def _lookup(self, sha: Any, kind: type[_Found]) -> _Found | None:
@@ -512,7 +554,11 @@ class GitHubEmulator:
         ref = self.git.references.get(f"refs/heads/{name}")
         if ref is None:
             raise ApiError(404, "Branch not found")
-        commit = self.git[ref.target].peel(pygit2.Commit)
+        target = ref.target
+        if self._lagging and name in self._previous:
+            self._lagging -= 1
+            target = self._previous[name]
+        commit = self.git[target].peel(pygit2.Commit)
         html = f"https://github.com/{self.owner}/{self.name}"
         git_commit = {
             key: value
@@ -575,6 +621,7 @@ class GitHubEmulator:
         fast_forward = new.id == ref.target or self.git.descendant_of(new.id, ref.target)
         if not body.get("force", False) and not fast_forward:
             raise ApiError(422, "Update is not a fast forward")
+        self._previous[name.removeprefix("refs/heads/")] = ref.target
         ref.set_target(new.id)
         return 200, self._ref_json(name, new.id)
 
@@ -634,6 +681,8 @@ class GitHubEmulator:
         blob = self._lookup(params["sha"], pygit2.Blob)
         if blob is None:
             raise ApiError(404, "Not Found")
+        if blob.size > self.blob_limit:
+            raise TooLarge()
         encoded = base64.b64encode(blob.data).decode()
         # GitHub wraps the base64 content at 60 characters.
         wrapped = "\n".join(encoded[i : i + 60] for i in range(0, len(encoded), 60))

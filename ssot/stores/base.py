@@ -9,6 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 
 class StoreError(Exception):
@@ -31,6 +32,30 @@ class StoreRateLimited(StoreUnavailable):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StoreBlobRefused(StoreError):
+    """The SSOT will not serve this blob (GitHub: over 100 MB, `too_large`); the reason is safe to show.
+    The sync quarantines the file with it and goes on."""
+
+
+class StoreIncomplete(StoreError):
+    """A listing is incomplete: GitHub truncated the listing of a single folder (over 100,000 entries or
+    7 MB), which no other request can complete. `partial` is what was seen (entries or changes, as the
+    call returns); nothing under `folders` that was not seen may be taken as absent."""
+
+    def __init__(self, folders: Iterable[str], partial: builtins.list[Any]) -> None:
+        self.folders = sorted(folders)
+        self.partial = partial
+        shown = ", ".join(f"{folder or '/'}" for folder in self.folders[:5])
+        super().__init__(
+            f"GitHub truncated the listing of {shown} (a folder over 100,000 entries or 7 MB): "
+            "files there may be missing from it; shard the folder (SPEC section 4)"
+        )
+
+    def covers(self, path: str) -> bool:
+        """Whether `path` lies in a folder whose listing was cut short."""
+        return any(path.startswith(folder) for folder in self.folders)
 
 
 class StoreConflict(StoreError):

@@ -41,7 +41,9 @@ from ssot.stores.base import (
     Entry,
     Revision,
     Store,
+    StoreBlobRefused,
     StoreConflict,
+    StoreIncomplete,
     StoreNotFound,
     StoreRateLimited,
     StoreRefused,
@@ -56,7 +58,11 @@ G = TypeVar("G", bound=CompletableGithubObject)
 
 MEDIA_TYPE = "application/vnd.github+json"
 API_VERSION = "2022-11-28"
-SECONDARY_RATE_WAIT = 60.0  # GitHub: "otherwise, wait for at least one minute before retrying"
+SECONDARY_RATE_WAIT = 60.0
+# A branch read behind our own last commit is taken for replica lag (not a rewind) this long after it,
+# and recognised through this many of our own commits back.
+LAG_GRACE_SEC = 60.0
+LAG_CHAIN = 1000  # GitHub: "otherwise, wait for at least one minute before retrying"
 BLOB_CACHE_BYTES = 32 * 1024 * 1024
 LISTING_CACHE_ENTRIES = 400_000
 COMMIT_CACHE_ENTRIES = 10_000
@@ -136,6 +142,16 @@ def _message(exc: GithubException) -> str:
     return str(message or exc.message or "no message")
 
 
+def _too_large(exc: GithubException) -> bool:
+    """GitHub's answer for a blob over 100 MB: 403 with an error coded `too_large`."""
+    data = exc.data if isinstance(exc.data, dict) else {}
+    errors = data.get("errors")
+    coded = isinstance(errors, list) and any(
+        isinstance(e, dict) and e.get("code") == "too_large" for e in errors
+    )
+    return coded or ("too large" in _message(exc).lower())
+
+
 def _rate_limit_wait(exc: GithubException, attempt: int) -> float | None:
     """Seconds GitHub asks us to wait before retrying, or None when `exc` is not a rate limit."""
     if exc.status not in (403, 429):
@@ -201,6 +217,10 @@ class GitHubStore(Store):
             LISTING_CACHE_ENTRIES, lambda files: len(files) + 1
         )
         self._commit_trees: _Cache[str, str] = _Cache(COMMIT_CACHE_ENTRIES, lambda _: 1)
+        self._truncated: dict[str, builtins.list[str]] = {}  # tree -> folders cut short (see _walk)
+        # Our own commits (child -> parent, bounded) and the last one made, with when: see _lagging.
+        self._parents: OrderedDict[str, str] = OrderedDict()
+        self._our_head: tuple[str, float] | None = None
         self._thread = threading.local()
         self._writes = 0
         self._writes_lock = threading.Lock()
@@ -222,6 +242,16 @@ class GitHubStore(Store):
             yield
         finally:
             self._thread.no_waiting = previous
+
+    def _made(self, sha: str, parent: str | None) -> None:
+        """Remember a commit this store made: the branch is at it now, whatever a lagging read says."""
+        with self._head_lock:
+            if parent is not None and sha != parent:
+                self._parents[sha] = parent
+                while len(self._parents) > LAG_CHAIN:
+                    self._parents.popitem(last=False)
+            self._our_head = (sha, time.monotonic())
+            self._head_sha, self._head_etag = sha, None
 
     def _wrote(self) -> None:
         """Count a content-creating request (made or refused alike: GitHub counts both)."""
@@ -250,23 +280,49 @@ class GitHubStore(Store):
                     return None
                 raise self._failure("reading the branch", exc) from None
             if data is not None:  # None: 304 Not Modified, the head we know is still the head
+                sha = data["commit"]["sha"]
+                self._commit_trees.put(sha, data["commit"]["commit"]["tree"]["sha"])
+                if self._lagging(sha):
+                    # A replica behind our own commit: keep the head we made, and ask in full next time.
+                    self._head_etag = None
+                    return self._head_sha
                 self._head_etag = response_headers.get("etag")
-                self._head_sha = data["commit"]["sha"]
-                self._commit_trees.put(self._head_sha, data["commit"]["commit"]["tree"]["sha"])
+                self._head_sha = sha
             return self._head_sha
+
+    def _lagging(self, sha: str) -> bool:
+        """Whether a branch read answering `sha` lags behind the head our own commit made: `sha` is an
+        ancestor of it, within LAG_GRACE_SEC of that commit (later, it is a confirmed rewind)."""
+        ours = self._our_head
+        if ours is None or sha == ours[0] or time.monotonic() - ours[1] > LAG_GRACE_SEC:
+            return False
+        commit: str | None = ours[0]
+        for _ in range(LAG_CHAIN):
+            commit = self._parents.get(commit) if commit else None
+            if commit is None:
+                return False
+            if commit == sha:
+                return True
+        return False
 
     def list(self, commit: str, prefix: str = "") -> list[Entry]:
         folder = prefix.strip("/") + "/" if prefix.strip("/") else ""
         files = self._files(commit)
-        return [
+        entries = [
             Entry(path, str(sha), gitlink=isinstance(sha, _Gitlink))
             for path, sha in sorted(files.items())
             if path.startswith(folder)
         ]
+        cut = [cut for cut in self._cut_short(commit) if cut.startswith(folder) or folder.startswith(cut)]
+        if cut:
+            raise StoreIncomplete(cut, entries)
+        return entries
 
     def entry(self, commit: str, path: str) -> Entry | None:
         path = path.strip("/")
         sha = self._files(commit).get(path)
+        if sha is None and (cut := [f for f in self._cut_short(commit) if path.startswith(f)]):
+            raise StoreIncomplete(cut, [])
         return None if sha is None or isinstance(sha, _Gitlink) else Entry(path, sha)
 
     def read(self, sha: str) -> bytes:
@@ -279,6 +335,10 @@ class GitHubStore(Store):
         except GithubException as exc:
             if exc.status in (404, 422):
                 raise StoreNotFound(f"no blob {sha} in {self.repo}") from None
+            if exc.status == 403 and _too_large(exc):
+                raise StoreBlobRefused(
+                    f"GitHub will not serve blob {sha} through its API: {_message(exc)[:200]}"
+                ) from None
             raise self._failure(action, exc) from None
         try:
             content = blob["content"]
@@ -291,7 +351,7 @@ class GitHubStore(Store):
     def changed(self, old: str | None, new: str) -> builtins.list[Change]:
         after = self._files(new)
         before = self._files(old) if old is not None else {}
-        return [
+        changes = [
             Change(
                 path,
                 _plain(before.get(path)),
@@ -301,6 +361,10 @@ class GitHubStore(Store):
             for path in sorted(before.keys() | after.keys())
             if before.get(path) != after.get(path)
         ]
+        cut = set(self._cut_short(new)) | (set(self._cut_short(old)) if old is not None else set())
+        if cut:
+            raise StoreIncomplete(cut, changes)
+        return changes
 
     # Writes
 
@@ -354,7 +418,8 @@ class GitHubStore(Store):
             if parent is None:
                 root = self._commit_root(writes, message, author)
                 if root is not None:
-                    self._remember(*root, {}, writes, [])
+                    self._remember(*root, {}, writes, [], [])
+                    self._made(root[0], None)
                     return root[0]
                 # GitHub's Git Data API refuses every write while a repository has no commit at all: the
                 # contents API makes a first commit, the seed, which this first commit then replaces.
@@ -371,13 +436,20 @@ class GitHubStore(Store):
             sha, tree = self._commit_on(parent, base, writes, doomed, message, author)
         except GithubException as exc:
             raise self._failure("committing", exc) from None
-        self._remember(sha, tree, parent_files, writes, doomed)
+        self._remember(sha, tree, parent_files, writes, doomed, self._cut_short(parent))
+        self._made(sha, parent)
         return sha
 
     def close(self) -> None:
         self._github.close()
 
     # Reading trees
+
+    def _cut_short(self, commit: str) -> builtins.list[str]:
+        """The folders ("" for the root, else ending in "/") whose own listing GitHub truncated at
+        `commit` (known once `_files(commit)` has run)."""
+        tree = self._commit_trees.get(commit)
+        return [] if tree is None else self._truncated.get(tree) or []
 
     def _cached_files(self, commit: str) -> dict[str, str] | None:
         tree = self._commit_trees.get(commit)
@@ -392,13 +464,22 @@ class GitHubStore(Store):
         data = self._tree(self._commit_trees.get(commit) or commit, recursive=True, missing=missing)
         tree = data["sha"]
         self._commit_trees.put(commit, tree)
-        files = self._walk(tree, "") if data.get("truncated") else self._blobs_of(data, "")
+        cut: builtins.list[str] = []
+        files = self._walk(tree, "", cut) if data.get("truncated") else self._blobs_of(data, "")
+        if cut:
+            self._truncated[tree] = cut  # a tree never changes: its listing stays incomplete
         self._listings.put(tree, files)
         return files
 
-    def _walk(self, tree: str, prefix: str) -> dict[str, str]:
-        """List a tree too large for one recursive answer: its own entries, then each sub-tree in turn."""
+    def _walk(self, tree: str, prefix: str, cut: builtins.list[str]) -> dict[str, str]:
+        """List a tree too large for one recursive answer: its own entries, then each sub-tree in turn.
+
+        A folder whose own (non-recursive) listing is truncated cannot be completed by any request: it
+        is added to `cut`, and what was seen of it is kept.
+        """
         data = self._tree(tree, recursive=False)
+        if data.get("truncated"):
+            cut.append(prefix)
         files = self._blobs_of(data, prefix)
         for item in data["tree"]:
             if item["type"] != "tree":
@@ -406,7 +487,7 @@ class GitHubStore(Store):
             folder = f"{prefix}{item['path']}/"
             sub = self._tree(item["sha"], recursive=True)
             files.update(
-                self._walk(item["sha"], folder) if sub.get("truncated") else self._blobs_of(sub, folder)
+                self._walk(item["sha"], folder, cut) if sub.get("truncated") else self._blobs_of(sub, folder)
             )
         return files
 
@@ -561,9 +642,13 @@ class GitHubStore(Store):
         parent_files: dict[str, str] | None,
         writes: Mapping[str, bytes],
         doomed: builtins.list[str],
+        cut: builtins.list[str],
     ) -> None:
-        """Cache what a commit made, so reading it back costs no request."""
+        """Cache what a commit made, so reading it back costs no request (a listing cut short on the
+        parent stays cut short on the child)."""
         self._commit_trees.put(sha, tree)
+        if cut:
+            self._truncated[tree] = cut
         for data in writes.values():
             self._blobs.put(git_blob_sha(data), data)
         if parent_files is not None:

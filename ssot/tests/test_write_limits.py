@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-from django.db import connection
 
 from core.errors import Conflict, SsotBusy, SsotUnavailable
 from ssot import budget, services
@@ -25,22 +24,11 @@ POST_TREE = "POST /repos/{owner}/{repo}/git/trees"
 
 
 @pytest.fixture
-def gh_store(tmp_path, settings):
-    """The configured store: GitHub through its emulator."""
-    from ssot.stores.factory import get_store, reset_store
-    from testing.github_fixture import github_emulator
-
-    with github_emulator(tmp_path) as emulator:
-        settings.SSOT_BACKEND = "github"
-        settings.GITHUB_TOKEN = emulator.token
-        settings.GITHUB_SSOT_REPO = f"{emulator.owner}/{emulator.name}"
-        settings.GITHUB_API_URL = emulator.base_url
-        reset_store()
-        store = get_store()
-        commit(store, {"README.md": b"the SSOT"})
-        sync()
-        yield store, emulator
-        reset_store()
+def gh_store(github_ssot):
+    """GitHub through its emulator, with one commit."""
+    commit(github_ssot, {"README.md": b"the SSOT"})
+    sync()
+    return github_ssot, github_ssot.emulator
 
 
 def test_a_protected_branch_is_a_503_with_githubs_message_at_once(gh_store):
@@ -127,10 +115,8 @@ def test_a_stale_local_ref_lock_is_a_503_naming_it_at_once(store):
 
 
 def test_a_write_lock_held_elsewhere_past_the_wait_is_busy(store, settings):
-    """Another holder of the cross-process write lock (here a thread with a lock file handle of its own,
-    as another process would hold it): the writer gives up at its bound, 503, nothing written."""
-    if connection.vendor != "sqlite":
-        pytest.skip("the flock stands for another process on SQLite; PostgreSQL's lock is per session")
+    """Another holder of the cross-process write lock (a thread with its own database session, or its own
+    lock file handle on SQLite, as another process would hold it): the writer gives up at its bound."""
     settings.SSOT_WRITE_WAIT_SEC = 0.05
     holding, done = threading.Event(), threading.Event()
 
