@@ -167,3 +167,12 @@ def contract_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S
         store = make_github_store(tmp_path)
     yield store
     store.close()
+
+
+@pytest.fixture
+def deciders() -> list:
+    """alice and bob, staff members of `approvers`: the names the decision tests decide as (the approval
+    policy of SPEC section 5 is about accounts, so an unknown name may not approve)."""
+    from testing.api import make_user
+
+    return [make_user("approver", username=name) for name in ("alice", "bob")]

@@ -1,7 +1,8 @@
-"""The JSON Schema (draft 2020-12) of AMP/1.0, generated from `amp.spec`.
+"""The JSON Schemas (draft 2020-12) agents validate against: AMP/1.0, generated from `amp.spec`, and the
+approval policy file of the SSOT (`policy/approvals.json`, SPEC section 5).
 
-`python -m amp.jsonschema --write` regenerates amp/schema/amp-1.0.schema.json;
-`--check` exits 1 if that file is stale.
+`python -m amp.jsonschema --write` regenerates amp/schema/amp-1.0.schema.json and
+amp/schema/approval-policy.schema.json; `--check` exits 1 if either file is stale.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from amp import spec
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "amp-1.0.schema.json"
+POLICY_SCHEMA_PATH = SCHEMA_PATH.with_name("approval-policy.schema.json")
 
 _PORTABILITY_NOTE = (
     "Patterns are ECMA-262 and Python compatible; '$(?!\\n)' is end of input in both "
@@ -120,28 +122,95 @@ def render_schema() -> str:
     return json.dumps(build_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
-def main(argv: list[str] | None = None, path: Path = SCHEMA_PATH) -> int:
-    """Write or check the committed schema file; return the exit code."""
+def build_policy_schema() -> dict[str, Any]:
+    """Return the JSON Schema of the approval policy file (`policy/approvals.json` in the SSOT)."""
+    level = {
+        "type": "object",
+        "description": "Who decides on the tasks of one risk level.",
+        "required": ["approvals", "groups"],
+        "additionalProperties": False,
+        "properties": {
+            "approvals": {
+                "description": "How many distinct people must approve the same task version.",
+                "type": "integer",
+                "minimum": spec.POLICY_MIN_APPROVALS,
+                "maximum": spec.POLICY_MAX_APPROVALS,
+            },
+            "groups": {
+                "description": (
+                    "Django groups whose members may approve or reject at this level (the permission "
+                    "ssot.approve_task is still required; a superuser counts as a member of every group)."
+                ),
+                "type": "array",
+                "minItems": 1,
+                "maxItems": spec.POLICY_MAX_GROUPS,
+                "uniqueItems": True,
+                "items": {"type": "string", "minLength": 1, "maxLength": spec.POLICY_MAX_GROUP_NAME},
+            },
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "AgentOS approval policy",
+        "description": (
+            "policy/approvals.json in the SSOT: per risk level, how many approvers and from which groups. "
+            "A level left out keeps the built-in default (one approval by the group 'approvers')."
+        ),
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "$schema": {"type": "string"},
+            "description": {"type": "string"},
+            "levels": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {name: {"$ref": "#/$defs/level"} for name in spec.RISK_LEVELS},
+            },
+            "self_approval": {
+                "description": "Whether the task's requested_by may approve it.",
+                "type": "boolean",
+                "default": False,
+            },
+        },
+        "$defs": {"level": level},
+    }
+
+
+def render_policy_schema() -> str:
+    """Return the policy schema as the text of the committed file."""
+    return json.dumps(build_policy_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(
+    argv: list[str] | None = None, path: Path = SCHEMA_PATH, policy_path: Path = POLICY_SCHEMA_PATH
+) -> int:
+    """Write or check the committed schema files; return the exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m amp.jsonschema", description="Write or check the AMP/1.0 JSON Schema file."
+        prog="python -m amp.jsonschema",
+        description="Write or check the JSON Schema files of AMP/1.0 and of the approval policy.",
     )
     action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--write", action="store_true", help="regenerate the committed schema file")
-    action.add_argument("--check", action="store_true", help="exit 1 if the committed schema file is stale")
+    action.add_argument("--write", action="store_true", help="regenerate the committed schema files")
+    action.add_argument("--check", action="store_true", help="exit 1 if a committed schema file is stale")
     args = parser.parse_args(argv)
+    files = ((path, render_schema()), (policy_path, render_policy_schema()))
     if args.write:
-        path.write_text(render_schema(), encoding="utf-8")
-        print(f"wrote {path}")
+        for target, text in files:
+            target.write_text(text, encoding="utf-8")
+            print(f"wrote {target}")
         return 0
-    try:
-        stale = path.read_text(encoding="utf-8") != render_schema()
-    except OSError:
-        stale = True
-    if stale:
-        print(f"{path} is stale: run python -m amp.jsonschema --write", file=sys.stderr)
-        return 1
-    print(f"{path} is up to date")
-    return 0
+    code = 0
+    for target, text in files:
+        try:
+            stale = target.read_text(encoding="utf-8") != text
+        except OSError:
+            stale = True
+        if stale:
+            print(f"{target} is stale: run python -m amp.jsonschema --write", file=sys.stderr)
+            code = 1
+        else:
+            print(f"{target} is up to date")
+    return code
 
 
 if __name__ == "__main__":

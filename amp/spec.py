@@ -165,3 +165,13 @@ PAYLOAD_FIELDS: MappingProxyType[str, tuple[Field, ...]] = MappingProxyType(
         ),
     }
 )
+
+
+# The approval policy file of the SSOT (`policy/approvals.json`, SPEC section 5): its JSON Schema is
+# published beside AMP's, and the control plane reads the file with that schema.
+RISK_LEVELS = ("low", "medium", "high")
+POLICY_MIN_APPROVALS = 1
+POLICY_MAX_APPROVALS = 5
+POLICY_MAX_GROUPS = 20
+# Django's Group.name holds 150 characters.
+POLICY_MAX_GROUP_NAME = 150

@@ -89,6 +89,7 @@ def local(tasks: int, messages: int) -> None:
 
 def github(tasks: int, changed: int) -> None:
     from django.conf import settings
+    from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
     from ssot import services
@@ -99,6 +100,8 @@ def github(tasks: int, changed: int) -> None:
     from testing.github_fixture import github_emulator, github_store
 
     call_command("flush", interactive=False, verbosity=0)
+    # The decisions below are alice's: a superuser decides at every level of the approval policy.
+    get_user_model().objects.create_superuser("alice", "alice@example.com", None)
     with github_emulator(settings.VAR_DIR) as emulator:
         settings.SSOT_BACKEND = "github"
         settings.GITHUB_TOKEN = emulator.token

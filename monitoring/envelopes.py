@@ -15,7 +15,8 @@ from django.db.models import Q
 
 import amp
 from monitoring.models import ApprovalWait, Notification
-from ssot.models import Agent, Message, Task
+from ssot.models import Agent, Message, QuarantinedFile, Task
+from ssot.paths import POLICY_PATH
 from ssot.stores.factory import branch
 
 SYSTEM = "system"
@@ -25,10 +26,13 @@ HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 ACK_TIMEOUT = "ack_timeout"
 SYNC_STALE = "ssot_sync_stale"
 SYNC_FAILED = "ssot_sync_failed"
+POLICY_INVALID = "policy_invalid"
 AGENT_PREFIX = "escalation-agent-"
 ACK_PREFIX = "escalation-ack-"
 SYNC_PREFIX = "escalation-sync-"
 SYNC_FAILED_PREFIX = "escalation-syncfail-"
+POLICY_PREFIX = "escalation-policy-"
+POLICY_SUBJECT = "policy"
 APPROVAL_EXPIRED = "approval_expired"
 APPROVAL_PREFIX = "escalation-approval-"
 SYNC_SUBJECT = "sync"
@@ -84,6 +88,11 @@ def approval_escalation_id(task_id: str, started_at: datetime) -> str:
     return _bounded(APPROVAL_PREFIX, task_id, f"-{max(epoch_ms(started_at), 0)}")
 
 
+def policy_escalation_id(blob_sha: str) -> str:
+    """The policy_invalid escalation of one invalid version (blob) of the policy file."""
+    return _bounded(POLICY_PREFIX, blob_sha)
+
+
 def build(notification: Notification) -> dict[str, Any] | None:
     """The escalation a claim stands for, or None when what it is about is gone from the mirror."""
     msg_id = notification.escalation_msg_id
@@ -97,6 +106,8 @@ def build(notification: Notification) -> dict[str, Any] | None:
         return _sync_envelope(notification, SYNC_STALE)
     if msg_id.startswith(SYNC_FAILED_PREFIX):
         return _sync_envelope(notification, SYNC_FAILED)
+    if msg_id.startswith(POLICY_PREFIX):
+        return _policy_envelope(notification)
     return None
 
 
@@ -260,6 +271,34 @@ def _approval_envelope(notification: Notification) -> dict[str, Any] | None:
             f"Open the task page and approve or reject {task.task_id}",
             "Ask another approver to decide it",
             "Override the task if it should no longer wait",
+        ],
+        auto_suspended=False,
+    )
+
+
+def _policy_envelope(notification: Notification) -> dict[str, Any] | None:
+    blob_sha = notification.escalation_msg_id[len(POLICY_PREFIX) :]
+    quarantined = QuarantinedFile.objects.filter(path=POLICY_PATH, blob_sha=blob_sha).first()
+    if quarantined is None:
+        return None
+    return amp.build_escalation(
+        msg_id=notification.escalation_msg_id,
+        now=notification.created_at,
+        task_id=POLICY_SUBJECT,
+        escalation_type=POLICY_INVALID,
+        severity="warning",
+        triggered_by=SYSTEM,
+        description=notification.body,
+        snapshot={
+            "subject": POLICY_SUBJECT,
+            "path": POLICY_PATH,
+            "blob_sha": blob_sha,
+            "errors": quarantined.errors[:10],
+        },
+        suggested_actions=[
+            f"Fix {POLICY_PATH} in the SSOT: each error names the field and the reason",
+            "Check it before pushing against amp/schema/approval-policy.schema.json",
+            "Until then the previous valid policy (or the built-in default) stays in force",
         ],
         auto_suspended=False,
     )

@@ -40,6 +40,8 @@ from monitoring.envelopes import (
     APPROVAL_EXPIRED,
     HEARTBEAT_TIMEOUT,
     MSG_SUBJECT,
+    POLICY_INVALID,
+    POLICY_SUBJECT,
     SYNC_FAILED,
     SYNC_STALE,
     SYNC_SUBJECT,
@@ -47,6 +49,7 @@ from monitoring.envelopes import (
     ack_escalation_id,
     approval_escalation_id,
     iso,
+    policy_escalation_id,
     sync_escalation_id,
     timeout_escalation_id,
 )
@@ -54,8 +57,9 @@ from monitoring.models import ApprovalWait, Notification
 from ssot import events as ssot_events
 from ssot import services as ssot_services
 from ssot.locking import exclusive
-from ssot.models import Ack, Agent, Escalation, Message, SyncState, Task
-from ssot.paths import message_path
+from ssot.models import Ack, Agent, Escalation, Message, QuarantinedFile, SyncState, Task
+from ssot.paths import POLICY_PATH, message_path
+from ssot.policy import policy_in_force
 from ssot.stores.base import StoreError
 from ssot.stores.factory import branch, get_store, repository_label
 from ssot.sync import UNAVAILABLE, sync_state
@@ -277,6 +281,39 @@ class Monitor:
             self.write_escalation(notification)
         else:
             self.report.failed_writes.append(msg_id)
+
+    def report_policy(self) -> None:
+        """One policy_invalid escalation per invalid version of the policy file (the previous valid policy
+        stays in force meanwhile); resolved once the file is valid again or gone."""
+        quarantined = QuarantinedFile.objects.filter(path=POLICY_PATH).only("blob_sha", "errors").first()
+        current = policy_escalation_id(quarantined.blob_sha) if quarantined else ""
+        for escalation in Escalation.objects.filter(
+            escalation_type=POLICY_INVALID, subject=POLICY_SUBJECT, status__in=OPEN
+        ).exclude(msg_id=current):
+            source = policy_in_force().source
+            self._resolve(
+                escalation.msg_id,
+                f"{POLICY_PATH} changed since: the policy in force is {source[:12]}",
+                notify_title=f"[recovered] {POLICY_INVALID}: {POLICY_PATH} replaced",
+            )
+        if quarantined is None:
+            return
+        with exclusive("monitor-policy"):
+            if self._already_claimed(current):
+                return
+            problems = "; ".join(f"{e.get('path')}: {e.get('message')}" for e in quarantined.errors[:5])
+            in_force = policy_in_force().source
+            notification = self._notification(
+                f"[warning] {POLICY_INVALID}: {POLICY_PATH} is quarantined",
+                f"{POLICY_PATH} (blob {quarantined.blob_sha[:12]}) is invalid: {problems}. The previous "
+                f"valid policy ({in_force[:12]}) stays in force until the file is fixed.",
+                current,
+            )
+        log.warning("%s is invalid; %s claimed", POLICY_PATH, current)
+        if self.health.reachable:
+            self.write_escalation(notification)
+        else:
+            self.report.failed_writes.append(current)
 
     def check_agents(self) -> None:
         """One query finds the agents whose status is wrong or whose recovery is not yet resolved."""
@@ -680,6 +717,7 @@ def heartbeat_check(*, now: datetime | None = None) -> Monitor:
     monitor.read_health()
     monitor.retry_unwritten()
     monitor.report_sync()
+    monitor.report_policy()
     monitor.check_agents()
     monitor.settle_escalations()
     monitor.watch_approvals()

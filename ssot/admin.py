@@ -25,7 +25,17 @@ from core.bounded import renderable
 from core.errors import ServiceError, SsotUnavailable, StaleSha, WrongState
 from core.permissions import APPROVE, OVERRIDE
 from ssot import selectors, services
-from ssot.models import Ack, AuditEntry, Message, QuarantinedFile, SyncState, Task
+from ssot.models import (
+    Ack,
+    ApprovalPolicy,
+    AuditEntry,
+    Message,
+    QuarantinedFile,
+    SyncState,
+    Task,
+    TaskApprovals,
+)
+from ssot.policy import approval_status
 
 RAW_DISPLAY_LIMIT = 100_000
 # Wrapped and scrollable, so that long documents stay readable on a phone.
@@ -236,11 +246,16 @@ class TaskAdmin(MirroredAdmin):
     ) -> HttpResponse:
         task = self.get_object(request, object_id)
         if task is not None:
-            allowed = [kind for kind, spec in DECISIONS.items() if request.user.has_perm(spec["perm"])]
-            if task.status != Task.AWAITING_APPROVAL:
-                allowed = [kind for kind in allowed if kind == "override"]
+            approval = approval_status(task, request.user)
+            offered = {"approve": approval.may_approve, "reject": approval.may_reject}
+            allowed = [
+                kind
+                for kind, spec in DECISIONS.items()
+                if request.user.has_perm(spec["perm"]) and offered.get(kind, True)
+            ]
             extra_context = {
                 **(extra_context or {}),
+                "approval": approval,
                 "timeline": selectors.task_timeline(task.task_id),
                 "audit_lines": selectors.task_audit(task.task_id),
                 "decide": [(f"{kind}_tasks", DECISIONS[kind]["title"].split()[0] + "…") for kind in allowed],
@@ -318,6 +333,11 @@ class TaskAdmin(MirroredAdmin):
                     status=data.get("status") or None,
                     expected_sha=expected_sha,
                 )
+            if kind == "approve" and decision.have < decision.need:
+                return (
+                    f"approval recorded ({decision.have} of {decision.need} for this version); "
+                    f"it stays {decision.status} until {decision.need - decision.have} more."
+                )
             return f"{DECISIONS[kind]['verb']} ({decision.prev_status} → {decision.status})."
 
         outcome_message(request, self, task.task_id, DECISIONS[kind]["verb"], call)
@@ -392,6 +412,38 @@ class AuditEntryAdmin(MirroredAdmin):
     @admin.display(description="Detail")
     def short_detail(self, entry: AuditEntry) -> str:
         return entry.detail if len(entry.detail) <= 80 else entry.detail[:79] + "…"
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(MirroredAdmin):
+    """The last valid policy/approvals.json (no row: the built-in default); its history: `git log policy/`."""
+
+    list_display = ["ssot_path", "blob_sha", "updated_at"]
+    fields = ["ssot_path", "blob_sha", "updated_at", "document_json"]
+    readonly_fields = ["document_json"]
+
+    @admin.display(description="Policy in force")
+    def document_json(self, policy: ApprovalPolicy) -> str:
+        return pretty_json(policy.document)
+
+
+@admin.register(TaskApprovals)
+class TaskApprovalsAdmin(MirroredAdmin):
+    """Approvals below the policy's count, per task version (approvals/{task_id}.json)."""
+
+    list_display = ["task_id", "task_blob_sha", "approvers"]
+    search_fields = ["task_id"]
+    fields = ["task_id", "task_blob_sha", "ssot_path", "blob_sha", "approvals_json"]
+    readonly_fields = ["approvals_json"]
+
+    @admin.display(description="Approved by")
+    def approvers(self, pending: TaskApprovals) -> str:
+        entries = pending.approvals if isinstance(pending.approvals, list) else []
+        return ", ".join(str(e.get("by", "")) for e in entries if isinstance(e, dict))
+
+    @admin.display(description="Approvals")
+    def approvals_json(self, pending: TaskApprovals) -> str:
+        return pretty_json(pending.approvals)
 
 
 @admin.register(QuarantinedFile)

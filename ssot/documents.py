@@ -8,6 +8,7 @@ a column is checked to fit it here (an integer in signed 64 bits, a time within 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,10 @@ import amp
 from ssot.models import RiskLevel, SsotFile
 from ssot.paths import stem
 
-TASK_FIELDS_STR = ("title", "branch", "assignee", "last_writer")
+TASK_FIELDS_STR = ("title", "branch", "assignee", "last_writer", "requested_by")
+# Blob SHAs: SHA-1 (40 hex digits) or SHA-256 (64) object names.
+BLOB_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
+MAX_USERNAME = 150
 RISK_LEVELS = tuple(RiskLevel.values)  # TextChoices.values builds a new list on every access
 
 
@@ -110,9 +114,56 @@ def parse_task(path: str, raw: bytes) -> TaskDoc:
     for field in TASK_FIELDS_STR:
         if doc.get(field) is not None and not isinstance(doc[field], str):
             errors.append(_error(field, "must be a string"))
+    if doc.get("approvals") is not None and not isinstance(doc["approvals"], list):
+        errors.append(_error("approvals", "must be a list"))
     if errors:
         raise FileInvalid(errors)
     return TaskDoc(task_id=file_id, document=doc)
+
+
+@dataclass(frozen=True)
+class ApprovalsDoc:
+    task_id: str
+    task_blob_sha: str
+    approvals: list[dict[str, Any]]
+
+    def by(self) -> list[str]:
+        return [str(approval["by"]) for approval in self.approvals]
+
+
+def parse_approvals(path: str, raw: bytes) -> ApprovalsDoc:
+    """`approvals/{task_id}.json`: `{"task_id", "blob_sha", "approvals": [{"by", "at", "reason"}]}`."""
+    errors: list[dict[str, str]] = []
+    file_id = _id_of(path, errors)
+    doc = load_json_object(raw)
+    if doc.get("task_id") != file_id:
+        errors.append(_error("task_id", f"must equal the file name {file_id[:80]!r}"))
+    blob_sha = doc.get("blob_sha")
+    if not isinstance(blob_sha, str) or not BLOB_SHA.match(blob_sha):
+        errors.append(_error("blob_sha", "required: the task's git blob SHA (40 or 64 lowercase hex digits)"))
+    approvals = doc.get("approvals")
+    if not isinstance(approvals, list):
+        errors.append(_error("approvals", "required: a list of {by, at, reason}"))
+        approvals = []
+    seen: set[str] = set()
+    for number, approval in enumerate(approvals):
+        where = f"approvals[{number}]"
+        if not isinstance(approval, dict):
+            errors.append(_error(where, "must be an object {by, at, reason}"))
+            continue
+        by = approval.get("by")
+        if not isinstance(by, str) or not by or len(by) > MAX_USERNAME:
+            errors.append(_error(f"{where}.by", f"required: a username of 1 to {MAX_USERNAME} characters"))
+        elif by in seen:
+            errors.append(_error(f"{where}.by", f"{by[:80]!r} approves twice: approvers are distinct"))
+        else:
+            seen.add(by)
+        _aware(approval.get("at"), f"{where}.at", errors)
+        if not isinstance(approval.get("reason", ""), str):
+            errors.append(_error(f"{where}.reason", "must be a string"))
+    if errors:
+        raise FileInvalid(errors)
+    return ApprovalsDoc(task_id=file_id, task_blob_sha=str(blob_sha), approvals=list(approvals))
 
 
 def parse_message(path: str, raw: bytes) -> amp.Envelope:

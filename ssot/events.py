@@ -210,6 +210,11 @@ def task_decision(kind: str, task: Task, *, actor: str, reason: str, prev_status
     }
 
 
+def approval_progress(*, task_id: str, have: int, need: int, by: str) -> dict[str, Any]:
+    """An approval below the policy's count was recorded: `have` of `need` for the version shown."""
+    return {"type": "approval_progress", "task_id": task_id, "have": have, "need": need, "by": by}
+
+
 def message(message: Message) -> dict[str, Any]:
     return {"type": "message", "msg_id": message.msg_id, "message": message_summary(message)}
 

@@ -30,8 +30,28 @@ from django.utils import timezone
 import amp
 from ssot import events
 from ssot.bulk import Upsert, select_in
-from ssot.documents import FileInvalid, parse_ack, parse_audit, parse_heartbeat, parse_message, parse_task
-from ssot.models import Ack, Agent, AuditEntry, Escalation, Message, QuarantinedFile, SsotFile, Task
+from ssot.documents import (
+    FileInvalid,
+    parse_ack,
+    parse_approvals,
+    parse_audit,
+    parse_heartbeat,
+    parse_message,
+    parse_task,
+)
+from ssot.models import (
+    Ack,
+    Agent,
+    ApprovalPolicy,
+    AuditEntry,
+    Escalation,
+    Message,
+    QuarantinedFile,
+    SsotFile,
+    Task,
+    TaskApprovals,
+)
+from ssot.policy import parse_policy
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +205,8 @@ class Mirror:
             (SsotFile.Kind.ACK, self._acks),
             (SsotFile.Kind.HEARTBEAT, self._heartbeats),
             (SsotFile.Kind.AUDIT, self._audit_files),
+            (SsotFile.Kind.APPROVALS, self._approvals),
+            (SsotFile.Kind.POLICY, self._policy),
         )
         for kind, handler in handlers:
             if by_kind.get(kind):
@@ -214,6 +236,11 @@ class Mirror:
             )
         if audits := by_kind.get(SsotFile.Kind.AUDIT):
             AuditEntry.objects.filter(ssot_path__in=audits).delete()
+        if approvals := by_kind.get(SsotFile.Kind.APPROVALS):
+            TaskApprovals.objects.filter(ssot_path__in=approvals).delete()
+        if policies := by_kind.get(SsotFile.Kind.POLICY):
+            # The file is gone: the built-in default is in force again.
+            ApprovalPolicy.objects.filter(ssot_path__in=policies).delete()
         self.counts["deleted"] += len(all_paths)
 
     def finish(self) -> None:
@@ -405,6 +432,41 @@ class Mirror:
             else:
                 self._ledger([update], kind=SsotFile.Kind.AUDIT)
 
+    def _approvals(self, files: list[FileUpdate]) -> None:
+        valid = []
+        for update in files:
+            try:
+                doc = parse_approvals(update.path, update.raw)
+            except Exception as exc:
+                self._refuse(update, exc)
+                continue
+            TaskApprovals.objects.update_or_create(
+                ssot_path=update.path,
+                defaults={
+                    "task_id": doc.task_id,
+                    "task_blob_sha": doc.task_blob_sha,
+                    "approvals": doc.approvals,
+                    "blob_sha": update.sha,
+                },
+            )
+            valid.append(update)
+        self._ledger(valid, kind=SsotFile.Kind.APPROVALS)
+        self.counts["approvals"] += len(valid)
+
+    def _policy(self, files: list[FileUpdate]) -> None:
+        for update in files:
+            try:
+                policy = parse_policy(update.raw, source=update.sha)
+            except Exception as exc:
+                # The previous valid policy (the row) stays in force; the file is quarantined.
+                self._refuse(update, exc)
+                continue
+            ApprovalPolicy.objects.update_or_create(
+                ssot_path=update.path, defaults={"document": policy.as_dict(), "blob_sha": update.sha}
+            )
+            self._ledger([update], kind=SsotFile.Kind.POLICY)
+            self.counts["policy"] += 1
+
     def apply_audit_lines(self, path: str, lines: list) -> None:
         """Make the rows of audit file `path` equal these lines (append-only files add rows only)."""
         existing = dict(AuditEntry.objects.filter(ssot_path=path).values_list("line_no", "raw"))
@@ -587,6 +649,8 @@ class Mirror:
                 Message.objects.filter(ssot_path=update.path).delete()
             elif update.kind == SsotFile.Kind.ACK:
                 Ack.objects.filter(ssot_path=update.path).delete()
+            elif update.kind == SsotFile.Kind.APPROVALS:
+                TaskApprovals.objects.filter(ssot_path=update.path).delete()
         if not known:
             self.quarantined.append((update.path, errors))
             self.counts["quarantined"] += 1

@@ -63,6 +63,41 @@ class Task(models.Model):
         return self.task_id
 
 
+class TaskApprovals(models.Model):
+    """`approvals/{task_id}.json`: approvals of one task version (`task_blob_sha`) below the count."""
+
+    task_id = models.CharField(max_length=128, unique=True)
+    task_blob_sha = models.CharField(max_length=64)
+    # [{"by", "at", "reason"}], in the order given.
+    approvals = MirroredJSONField(default=list)
+    ssot_path = models.CharField(max_length=300, unique=True)
+    blob_sha = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name_plural = "task approvals"
+
+    def __str__(self) -> str:
+        return self.task_id
+
+
+class ApprovalPolicy(models.Model):
+    """The last valid `policy/approvals.json`: the policy in force; no row means the built-in default.
+
+    An invalid file is quarantined and leaves this row as it was: the previous valid policy stays in force.
+    """
+
+    ssot_path = models.CharField(max_length=300, unique=True)
+    document = MirroredJSONField()
+    blob_sha = models.CharField(max_length=64)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "approval policy"
+
+    def __str__(self) -> str:
+        return f"{self.ssot_path} @ {self.blob_sha[:10]}"
+
+
 class Message(models.Model):
     """An AMP/1.0 envelope `messages/{msg_id}.json` with its ACK state."""
 
@@ -265,6 +300,8 @@ class SsotFile(models.Model):
         ACK = "ack"
         HEARTBEAT = "heartbeat"
         AUDIT = "audit"
+        APPROVALS = "approvals"
+        POLICY = "policy"
 
     path = models.CharField(max_length=300, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)

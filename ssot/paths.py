@@ -18,7 +18,9 @@ _FOLDERS = {
     "messages/": SsotFile.Kind.MESSAGE,
     "acks/": SsotFile.Kind.ACK,
     "heartbeats/": SsotFile.Kind.HEARTBEAT,
+    "approvals/": SsotFile.Kind.APPROVALS,
 }
+POLICY_PATH = "policy/approvals.json"
 
 
 def task_path(task_id: str) -> str:
@@ -35,6 +37,10 @@ def ack_path(msg_id: str) -> str:
 
 def heartbeat_path(agent: str) -> str:
     return f"heartbeats/{agent}.json"
+
+
+def approvals_path(task_id: str) -> str:
+    return f"approvals/{task_id}.json"
 
 
 def audit_day_path(when: datetime) -> str:
@@ -57,6 +63,8 @@ def kind_of(path: str) -> str | None:
         return None
     if _AUDIT_DAY.match(path) or path == LEGACY_AUDIT:
         return SsotFile.Kind.AUDIT
+    if path == POLICY_PATH:
+        return SsotFile.Kind.POLICY
     for folder, kind in _FOLDERS.items():
         if not path.startswith(folder) or not path.endswith(".json"):
             continue

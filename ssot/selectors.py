@@ -11,6 +11,8 @@ from django.db.models import QuerySet
 import amp
 from core.errors import NotFound
 from ssot.models import AuditEntry, Message, QuarantinedFile, SyncState, Task
+from ssot.paths import POLICY_PATH
+from ssot.policy import policy_in_force
 from ssot.stores.factory import branch, repository_label
 
 TIMELINE_LIMIT = 500
@@ -113,4 +115,18 @@ def sync_status() -> dict[str, Any]:
         "consecutive_errors": state.consecutive_errors if state else 0,
         "last_report": state.last_report if state else {},
         "quarantined": QuarantinedFile.objects.count(),
+    }
+
+
+def policy_summary() -> dict[str, Any]:
+    """The approval policy in force, its source, and an invalid version of the file that is not in force."""
+    policy = policy_in_force()
+    quarantined = QuarantinedFile.objects.filter(path=POLICY_PATH).only("blob_sha", "errors").first()
+    return {
+        "path": POLICY_PATH,
+        "source": policy.source,
+        "policy": policy.as_dict(),
+        "quarantined": {"blob_sha": quarantined.blob_sha, "errors": quarantined.errors}
+        if quarantined
+        else None,
     }

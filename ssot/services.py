@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 import amp
@@ -29,10 +30,18 @@ from core.errors import (
 )
 from ssot import events
 from ssot.audit import audit_line, audit_queue
-from ssot.documents import FileInvalid, dump_json, parse_ack, parse_message, parse_task
+from ssot.documents import FileInvalid, dump_json, parse_ack, parse_approvals, parse_message, parse_task
 from ssot.locking import flush_lock
-from ssot.models import AuditEntry, Escalation, Task
-from ssot.paths import ack_path, heartbeat_path, message_path, task_path
+from ssot.models import AuditEntry, Escalation, RiskLevel, Task
+from ssot.paths import POLICY_PATH, ack_path, approvals_path, heartbeat_path, message_path, task_path
+from ssot.policy import (
+    BUILT_IN_POLICY,
+    Policy,
+    approve_refusal,
+    decide_refusal,
+    parse_policy,
+    policy_in_force,
+)
 from ssot.stores.base import git_blob_sha
 from ssot.writing import Committed, Draft, HeadView, write
 
@@ -47,11 +56,40 @@ MAX_STATUS = 64
 
 @dataclass(frozen=True)
 class Decision:
+    """What an approve, reject or override left: with M-of-N, an approval below the count leaves the task
+    awaiting approval (`have` < `need`)."""
+
     task_id: str
     status: str
     prev_status: str
     blob_sha: str
     document: dict[str, Any]
+    have: int = 0
+    need: int = 0
+
+
+@dataclass
+class _Step:
+    """What one decision does to the task it read: the audit action and detail, and whether the task
+    file itself changes (a partial approval writes only `approvals/{task_id}.json`)."""
+
+    action: str
+    detail: str
+    writes: dict[str, bytes] = field(default_factory=dict)
+    deletes: list[str] = field(default_factory=list)
+    task_changed: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+    have: int = 0
+    need: int = 0
+
+
+@dataclass(frozen=True)
+class _Read:
+    """The task at the head a decision is drafted on."""
+
+    sha: str
+    document: dict[str, Any]
+    view: HeadView
 
 
 def _reason(reason: str | None, *, required: bool, action: str) -> str:
@@ -66,13 +104,49 @@ def _reason(reason: str | None, *, required: bool, action: str) -> str:
     return reason
 
 
+def _user(actor: str) -> Any:
+    """The account deciding; the policy's rules are about accounts, so an unknown name may not decide."""
+    return get_user_model().objects.filter(**{get_user_model().USERNAME_FIELD: actor}).first()
+
+
+def _policy_at(view: HeadView) -> Policy:
+    """The policy at the head a decision is drafted on; an invalid file leaves the previous one in force."""
+    sha = view.sha(POLICY_PATH)
+    if sha is None:
+        return BUILT_IN_POLICY
+    in_force = policy_in_force()
+    if in_force.source == sha:
+        return in_force
+    found = view.read(POLICY_PATH)
+    if found is None:
+        return in_force
+    try:
+        return parse_policy(found[1], source=sha)
+    except FileInvalid:
+        return in_force
+
+
+def _pending(view: HeadView, task_id: str, task_sha: str) -> tuple[bool, list[dict[str, Any]]]:
+    """Whether `approvals/{task_id}.json` exists, and the approvals it holds for this task version
+    (approvals of another version are void; an invalid file counts nothing)."""
+    path = approvals_path(task_id)
+    found = view.read(path)
+    if found is None:
+        return False, []
+    try:
+        pending = parse_approvals(path, found[1])
+    except FileInvalid:
+        return True, []
+    return True, pending.approvals if pending.task_blob_sha == task_sha else []
+
+
 def _decide(
     *,
     kind: str,
     task_id: str,
     actor: str,
     expected_sha: str | None,
-    apply: Callable[[dict[str, Any]], str],
+    apply: Callable[[_Read], _Step],
     verb: str,
 ) -> Decision:
     if not amp.is_safe_id(task_id):
@@ -97,31 +171,45 @@ def _decide(
                 f"Task {task_id} is quarantined in the SSOT ({exc}); it cannot be decided on."
             ) from None
         prev_status = document["status"]
-        detail = apply(document)
-        data = dump_json(document)
-        outcome.update(prev_status=prev_status, document=document, blob_sha=git_blob_sha(data))
+        step = apply(_Read(sha=sha, document=document, view=view))
+        writes = dict(step.writes)
+        if step.task_changed:
+            data = dump_json(document)
+            writes[path] = data
+            sha = git_blob_sha(data)
+        outcome.update(prev_status=prev_status, document=document, blob_sha=sha, step=step)
         return Draft(
             message=f"{verb} {task_id} by {actor}",
-            writes={path: data},
+            writes=writes,
+            deletes=step.deletes,
             audit=[
                 audit_line(
                     actor=actor,
-                    action=kind,
+                    action=step.action,
                     task_id=task_id,
-                    detail=detail,
-                    extra={"prev_status": prev_status, "status": document["status"]},
+                    detail=step.detail,
+                    extra={"prev_status": prev_status, "status": document["status"], **step.extra},
                 )
             ],
         )
 
     write(build, author=actor)
+    step: _Step = outcome["step"]
     decision = Decision(
         task_id=task_id,
         status=outcome["document"]["status"],
         prev_status=outcome["prev_status"],
         blob_sha=outcome["blob_sha"],
         document=outcome["document"],
+        have=step.have,
+        need=step.need,
     )
+    if not step.task_changed:
+        events.broadcast_on_commit(
+            events.approval_progress(task_id=task_id, have=step.have, need=step.need, by=actor)
+        )
+        log.info("task %s approved by %s: %d of %d", task_id, actor, step.have, step.need)
+        return decision
     task = Task.objects.filter(task_id=task_id).first()
     if task is not None:
         event_kind = {"approved": "task_approved", "rejected": "task_rejected"}.get(kind, "task_override")
@@ -148,20 +236,70 @@ def _awaiting(document: dict[str, Any], action: str) -> None:
         )
 
 
-def task_approve(*, task_id: str, actor: str, reason: str = "", expected_sha: str | None = None) -> Decision:
-    """Approve a task awaiting approval; the reason is an optional note to the agent."""
-    reason = _reason(reason, required=False, action="approve")
+def _clear_pending(read: _Read, task_id: str) -> list[str]:
+    """A decision that changes the task ends the wait: its pending approvals file goes with it."""
+    exists, _ = _pending(read.view, task_id, read.sha)
+    return [approvals_path(task_id)] if exists else []
 
-    def apply(document: dict[str, Any]) -> str:
+
+def task_approve(*, task_id: str, actor: str, reason: str = "", expected_sha: str | None = None) -> Decision:
+    """Approve the version of a task awaiting approval, under the policy of its risk level.
+
+    Below the policy's count the approval is recorded in approvals/{task_id}.json (the task file is
+    untouched, so its blob SHA stays the one the next approver sees); the M-th distinct approval of the
+    same blob approves the task. The reason is an optional note to the agent.
+    """
+    reason = _reason(reason, required=False, action="approve")
+    user = _user(actor)
+
+    def apply(read: _Read) -> _Step:
+        document = read.document
         _awaiting(document, "approved")
+        policy = _policy_at(read.view)
+        risk_level = document.get("risk_level") or RiskLevel.MEDIUM
+        need = policy.level(risk_level).approvals
+        exists, pending = _pending(read.view, task_id, read.sha)
+        refusal = approve_refusal(
+            user,
+            task_id=task_id,
+            risk_level=risk_level,
+            policy=policy,
+            requested_by=document.get("requested_by"),
+            approved_by=[str(entry["by"]) for entry in pending],
+        )
+        if refusal is not None:
+            raise Forbidden(refusal.message)
+        now = timezone.now().isoformat()
+        approvals = [*pending, {"by": actor, "at": now, "reason": reason}]
+        have = len(approvals)
+        extra = {"have": have, "need": need, "blob_sha": read.sha}
+        if have < need:
+            record = {"task_id": task_id, "blob_sha": read.sha, "approvals": approvals}
+            return _Step(
+                action="approval_recorded",
+                detail=reason,
+                writes={approvals_path(task_id): dump_json(record)},
+                task_changed=False,
+                extra=extra,
+                have=have,
+                need=need,
+            )
         document.update(
             status="approved",
             approved_by=actor,
-            approved_at=timezone.now().isoformat(),
+            approved_at=now,
             approval_reason=reason,
+            approvals=approvals,
             last_writer="admin",
         )
-        return reason
+        return _Step(
+            action="approved",
+            detail=reason,
+            deletes=[approvals_path(task_id)] if exists else [],
+            extra=extra,
+            have=have,
+            need=need,
+        )
 
     return _decide(
         kind="approved", task_id=task_id, actor=actor, expected_sha=expected_sha, apply=apply, verb="approve"
@@ -169,11 +307,19 @@ def task_approve(*, task_id: str, actor: str, reason: str = "", expected_sha: st
 
 
 def task_reject(*, task_id: str, actor: str, reason: str, expected_sha: str | None = None) -> Decision:
-    """Reject a task awaiting approval, with a reason; its reject_count goes up by one."""
+    """Reject a task awaiting approval, with a reason: one allowed approver is enough; its reject_count
+    goes up by one."""
     reason = _reason(reason, required=True, action="reject")
+    user = _user(actor)
 
-    def apply(document: dict[str, Any]) -> str:
+    def apply(read: _Read) -> _Step:
+        document = read.document
         _awaiting(document, "rejected")
+        policy = _policy_at(read.view)
+        risk_level = document.get("risk_level") or RiskLevel.MEDIUM
+        refusal = decide_refusal(user, risk_level=risk_level, level=policy.level(risk_level))
+        if refusal is not None:
+            raise Forbidden(refusal.message)
         count = document.get("reject_count") or 0
         document.update(
             status="rejected",
@@ -183,7 +329,7 @@ def task_reject(*, task_id: str, actor: str, reason: str, expected_sha: str | No
             reject_count=count + 1,
             last_writer="admin",
         )
-        return reason
+        return _Step(action="rejected", detail=reason, deletes=_clear_pending(read, task_id))
 
     return _decide(
         kind="rejected", task_id=task_id, actor=actor, expected_sha=expected_sha, apply=apply, verb="reject"
@@ -193,7 +339,10 @@ def task_reject(*, task_id: str, actor: str, reason: str, expected_sha: str | No
 def task_override(
     *, task_id: str, actor: str, reason: str, status: str | None = None, expected_sha: str | None = None
 ) -> Decision:
-    """Force a task's status from any state, with a reason; the previous status is kept in prev_status."""
+    """Force a task's status from any state, with a reason; the previous status is kept in prev_status.
+
+    Override keeps its own permission (ssot.override_task, checked by every door) and needs one person.
+    """
     reason = _reason(reason, required=True, action="override")
     status = (status or "override").strip()
     if not status or len(status) > MAX_STATUS:
@@ -202,7 +351,8 @@ def task_override(
             [{"path": "status", "message": "a non-empty string of at most 64 characters"}],
         )
 
-    def apply(document: dict[str, Any]) -> str:
+    def apply(read: _Read) -> _Step:
+        document = read.document
         document.update(
             prev_status=document["status"],
             status=status,
@@ -211,7 +361,7 @@ def task_override(
             override_reason=reason,
             last_writer="admin",
         )
-        return reason
+        return _Step(action="override", detail=reason, deletes=_clear_pending(read, task_id))
 
     return _decide(
         kind="override", task_id=task_id, actor=actor, expected_sha=expected_sha, apply=apply, verb="override"

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from ssot.documents import FileInvalid, parse_ack, parse_audit, parse_message, parse_task
-from ssot.models import Ack, AuditEntry, Message, QuarantinedFile, SsotFile, Task
+from ssot.documents import FileInvalid, parse_ack, parse_approvals, parse_audit, parse_message, parse_task
+from ssot.models import (
+    Ack,
+    ApprovalPolicy,
+    AuditEntry,
+    Message,
+    QuarantinedFile,
+    SsotFile,
+    Task,
+    TaskApprovals,
+)
 from ssot.paths import kind_of
+from ssot.policy import parse_policy
 from ssot.stores.base import Store
 from ssot.sync import sync_state
 
@@ -27,6 +37,8 @@ def differences(store: Store, *, deep: bool = True) -> list[str]:
         (Message, Message.objects.values_list("ssot_path", flat=True)),
         (Ack, Ack.objects.exclude(ssot_path=None).values_list("ssot_path", flat=True)),
         (QuarantinedFile, QuarantinedFile.objects.values_list("path", flat=True)),
+        (TaskApprovals, TaskApprovals.objects.values_list("ssot_path", flat=True)),
+        (ApprovalPolicy, ApprovalPolicy.objects.values_list("ssot_path", flat=True)),
     ]
     for model, paths in tables:
         for path in sorted({p for p in paths if p is not None} - set(files)):
@@ -73,6 +85,16 @@ def _compare(path: str, kind: str | None, raw: bytes, *, quarantined: bool) -> l
             same = ack is not None and (ack.by, ack.at) == (ack_doc.by, ack_doc.at)
         elif kind == "audit":
             return _compare_audit(path, raw)
+        elif kind == "approvals":
+            approvals = TaskApprovals.objects.filter(ssot_path=path).first()
+            approvals_doc = parse_approvals(path, raw)
+            same = approvals is not None and (approvals.task_blob_sha, approvals.approvals) == (
+                approvals_doc.task_blob_sha,
+                approvals_doc.approvals,
+            )
+        elif kind == "policy":
+            policy = ApprovalPolicy.objects.filter(ssot_path=path).first()
+            same = policy is not None and policy.document == parse_policy(raw, source="").as_dict()
         else:
             same = True
     except FileInvalid as exc:

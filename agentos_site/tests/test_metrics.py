@@ -26,7 +26,7 @@ from testing.factories import (
 from testing.outage import database_down
 from webhooks.models import WebhookDelivery
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("deciders")]
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -38,7 +38,10 @@ from testing.live import (
 
 # Other threads (the consumer's DB calls) must see the rows, and the groups from the migrations must
 # survive the flush between tests.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.usefixtures("deciders"),
+]
 
 NO_PASSWORD = "!"
 
@@ -318,6 +321,35 @@ async def test_approve_sends_exactly_task_update_audit_and_task_approved(seeded,
     assert seen["audit"]["entry"]["action"] == "approved"
     assert seen["audit"]["entry"]["actor"] == "alice"
     assert seen["audit"]["entry"]["in_ssot"] is True
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
+
+
+async def test_a_partial_approval_sends_exactly_its_audit_line_and_approval_progress(seeded, approver):
+    await sync_to_async(seeded.commit)(
+        parent=seeded.head(),
+        writes={
+            "policy/approvals.json": dump_json(
+                {"levels": {"high": {"approvals": 2, "groups": ["approvers"]}}}
+            )
+        },
+        message="two approvers for high risk",
+        author="alice",
+    )
+    await database_sync_to_async(sync)()
+    communicator = await connected(approver)
+
+    await database_sync_to_async(services.task_approve)(task_id="T-100", actor="alice", reason="half")
+
+    seen = await events_until(communicator, {"audit", "approval_progress"})
+    assert seen["approval_progress"] == {
+        "type": "approval_progress",
+        "task_id": "T-100",
+        "have": 1,
+        "need": 2,
+        "by": "alice",
+    }
+    assert seen["audit"]["entry"]["action"] == "approval_recorded"
     assert await communicator.receive_nothing(timeout=0.2)
     await communicator.disconnect()
 

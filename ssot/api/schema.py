@@ -113,7 +113,7 @@ THROTTLED = "Too many requests from this user (`API_USER_RATE`) or address; wait
 DATABASE = "The database is unavailable (`database_unavailable`); try again after `Retry-After` seconds."
 # Operations outside DRF's throttle, and those that read no row.
 UNTHROTTLED = {(PATH, "get")}
-NO_DATABASE = {("/api/amp/schema.json", "get")}
+NO_DATABASE = {("/api/amp/schema.json", "get"), ("/api/policy/schema.json", "get")}
 
 
 def _add(responses: dict[str, Any], code: str, description: str, *, retry_after: bool = False) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 from rest_framework.fields import empty
 
 import amp
 from core.bounded import renderable
 from ssot.models import AuditEntry, Message, Task
+from ssot.policy import approval_status
 from ssot.selectors import task_timeline
 from ssot.services import MAX_REASON, MAX_STATUS
 
@@ -129,13 +130,51 @@ class MessageSerializer(serializers.ModelSerializer):
         return _renamed(super().get_fields(), {"sender": "from", "recipient": "to"})
 
 
+class ApprovalEntrySerializer(serializers.Serializer):
+    by = serializers.CharField()
+    at = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+
+
+class ApprovalStatusSerializer(serializers.Serializer):
+    """The policy that applies to a task, who approved the version shown, and what the caller may do."""
+
+    level = serializers.CharField(help_text="The task's risk level.")
+    need = serializers.IntegerField()
+    have = serializers.IntegerField()
+    groups = serializers.ListField(child=serializers.CharField())
+    self_approval = serializers.BooleanField()
+    policy_source = serializers.CharField(help_text="The policy file's blob SHA, or `built-in`.")
+    requested_by = serializers.CharField(allow_blank=True)
+    approvals = ApprovalEntrySerializer(many=True, help_text="Approvals of the version shown.")
+    voided = ApprovalEntrySerializer(
+        many=True, help_text="Approvals of an older version of the task: they no longer count."
+    )
+    may_approve = serializers.BooleanField()
+    may_reject = serializers.BooleanField()
+    why_not = serializers.CharField(allow_blank=True, help_text="Why the caller may not approve.")
+    why_not_code = serializers.CharField(
+        allow_blank=True,
+        help_text="not_permitted, not_in_group, requested_it, already_approved or not_awaiting.",
+    )
+    why_not_reject = serializers.CharField(allow_blank=True)
+
+
 class TaskDetailSerializer(TaskSerializer):
     document = RenderedObject(help_text="The task file as it stands in the SSOT.")
     messages = serializers.SerializerMethodField(help_text="The task's AMP messages, oldest first.")
+    approval = serializers.SerializerMethodField(
+        help_text="The approval policy of its risk level, who approved this version, and what you may do."
+    )
 
     class Meta(TaskSerializer.Meta):
-        fields = [*TaskSerializer.Meta.fields, "ssot_path", "document", "messages"]
+        fields = [*TaskSerializer.Meta.fields, "ssot_path", "document", "messages", "approval"]
         read_only_fields = fields
+
+    @extend_schema_field(ApprovalStatusSerializer)
+    def get_approval(self, task: Task) -> dict[str, Any]:
+        request = self.context.get("request")
+        return approval_status(task, getattr(request, "user", None)).as_dict()
 
     @extend_schema_field(MessageSerializer(many=True))
     def get_messages(self, task: Task) -> list[dict[str, Any]]:
@@ -203,6 +242,54 @@ class DecisionResultSerializer(serializers.Serializer):
     status = serializers.CharField()
     prev_status = serializers.CharField()
     blob_sha = serializers.CharField(help_text="The task's blob SHA after the decision.")
+
+
+class ApprovalCountSerializer(serializers.Serializer):
+    have = serializers.IntegerField(help_text="Distinct approvals of this task version, this one included.")
+    need = serializers.IntegerField(help_text="How many the policy of the task's risk level needs.")
+
+
+class ApproveResultSerializer(DecisionResultSerializer):
+    """Below the policy's count the task stays `awaiting_approval` (and its blob SHA unchanged)."""
+
+    approvals = ApprovalCountSerializer()
+
+
+class PolicyLevelSerializer(serializers.Serializer):
+    approvals = serializers.IntegerField()
+    groups = serializers.ListField(child=serializers.CharField())
+
+
+class PolicyLevelsSerializer(serializers.Serializer):
+    low = PolicyLevelSerializer()
+    medium = PolicyLevelSerializer()
+    high = PolicyLevelSerializer()
+
+
+class PolicyDocumentSerializer(serializers.Serializer):
+    levels = PolicyLevelsSerializer()
+    self_approval = serializers.BooleanField()
+
+
+# Fields named `source` and `errors` would shadow Serializer attributes: these two are built inline.
+QuarantinedPolicySerializer = inline_serializer(
+    "QuarantinedPolicy",
+    fields={
+        "blob_sha": serializers.CharField(),
+        "errors": serializers.ListField(child=serializers.DictField(child=serializers.CharField())),
+    },
+    allow_null=True,
+    help_text="An invalid version of the file, not in force, with its errors.",
+)
+PolicySerializer = inline_serializer(
+    "Policy",
+    fields={
+        "path": serializers.CharField(),
+        "source": serializers.CharField(help_text="The blob SHA of the file in force, or `built-in`."),
+        "policy": PolicyDocumentSerializer(),
+        "quarantined": QuarantinedPolicySerializer,
+    },
+)
 
 
 # -- messages ----------------------------------------------------------------------------------------

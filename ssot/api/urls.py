@@ -21,5 +21,7 @@ urlpatterns = [
     re_path(rf"^tasks/(?P<task_id>{views.ID_REGEX})/decision/?$", task_decision, name="task-decision"),
     re_path(r"^sync/?$", views.SyncView.as_view(), name="sync"),
     re_path(r"^amp/schema\.json$", views.AmpSchemaView.as_view(), name="amp-schema"),
+    re_path(r"^policy/?$", views.PolicyView.as_view(), name="policy"),
+    re_path(r"^policy/schema\.json$", views.PolicySchemaView.as_view(), name="policy-schema"),
     *router.urls,
 ]

@@ -21,6 +21,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView
 from rest_framework_simplejwt.views import TokenRefreshView as SimpleJWTTokenRefreshView
 
 import amp
+from amp.jsonschema import POLICY_SCHEMA_PATH
 from core import permissions
 from core.api import (
     BAD_REQUEST,
@@ -42,11 +43,13 @@ from ssot.api.serializers import (
     AckResultSerializer,
     AmpMessageSerializer,
     ApproveRequestSerializer,
+    ApproveResultSerializer,
     AuditEntrySerializer,
     DecisionResultSerializer,
     MessageSerializer,
     MessageWriteResultSerializer,
     OverrideRequestSerializer,
+    PolicySerializer,
     RejectRequestSerializer,
     SyncReportSerializer,
     SyncRequestSerializer,
@@ -86,6 +89,15 @@ def _decision_body(decision: services.Decision) -> dict[str, Any]:
     }
 
 
+APPROVE_ERRORS = {
+    **WRITE_ERRORS,
+    403: error(
+        "Not allowed by the approval policy: not in a group of the task's risk level, the person who "
+        "requested the task, already approved this version, an agent, or without ssot.approve_task."
+    ),
+}
+
+
 @extend_schema_view(
     list=extend_schema(summary="List tasks", responses={200: TaskSerializer(many=True), **READ_ERRORS}),
     retrieve=extend_schema(
@@ -116,12 +128,13 @@ class TaskViewSet(mixins.ListModelMixin, ApiViewSet):
         return [needed()]
 
     def retrieve(self, request: Request, task_id: str) -> Response:
-        return Response(TaskDetailSerializer(selectors.task_get(task_id)).data)
+        task = selectors.task_get(task_id)
+        return Response(TaskDetailSerializer(task, context={"request": request}).data)
 
     @extend_schema(
-        summary="Approve a task awaiting approval",
+        summary="Approve a task version awaiting approval (M-of-N under the approval policy)",
         request=ApproveRequestSerializer,
-        responses={200: DecisionResultSerializer, **WRITE_ERRORS},
+        responses={200: ApproveResultSerializer, **APPROVE_ERRORS},
     )
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, task_id: str) -> Response:
@@ -132,12 +145,14 @@ class TaskViewSet(mixins.ListModelMixin, ApiViewSet):
             reason=body.get("reason") or "",
             expected_sha=body.get("expected_sha") or None,
         )
-        return Response(_decision_body(decision))
+        return Response(
+            {**_decision_body(decision), "approvals": {"have": decision.have, "need": decision.need}}
+        )
 
     @extend_schema(
-        summary="Reject a task awaiting approval (reason required)",
+        summary="Reject a task awaiting approval (reason required); one allowed approver rejects",
         request=RejectRequestSerializer,
-        responses={200: DecisionResultSerializer, **WRITE_ERRORS},
+        responses={200: DecisionResultSerializer, **APPROVE_ERRORS},
     )
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, task_id: str) -> Response:
@@ -283,6 +298,38 @@ class SyncView(ApiView):
     def post(self, request: Request) -> Response:
         body = validated(SyncRequestSerializer, request.data)
         return Response(sync(full=body["full"]).as_dict())
+
+
+class PolicyView(ApiView):
+    permission_classes = [permissions.CanRead]
+
+    @extend_schema(
+        summary="The approval policy in force and its source (the file's blob SHA, or built-in)",
+        responses={200: PolicySerializer, 401: UNAUTHENTICATED, 403: FORBIDDEN},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(selectors.policy_summary())
+
+
+@functools.cache
+def _policy_schema() -> dict[str, Any]:
+    return json.loads(POLICY_SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+class PolicySchemaView(APIView):
+    """The published JSON Schema of policy/approvals.json: public documentation, no authentication."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="The JSON Schema of the approval policy file",
+        operation_id="policy_schema_retrieve",
+        auth=[],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="A JSON Schema (draft 2020-12).")},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(_policy_schema())
 
 
 # -- tokens ------------------------------------------------------------------------------------------

@@ -256,7 +256,9 @@ def test_the_task_page_shows_document_timeline_and_audit_read_only(tasks, client
     assert dispatch("T-1")["msg_id"] in html
     assert "testing &lt;b&gt;bold&lt;/b&gt;" in html
     assert 'name="_save"' not in html
-    assert 'value="approve_tasks"' in html and 'value="override_tasks"' in html
+    # An operator overrides; approving is the policy's `approvers` (the built-in default) and it says so.
+    assert 'value="approve_tasks"' not in html and 'value="override_tasks"' in html
+    assert "No approve button: At risk level high, only members of &#x27;approvers&#x27;" in html
     assert f'name="sha_{task.pk}" value="{task.blob_sha}"' in html
 
 
@@ -267,6 +269,7 @@ def test_the_task_page_shows_document_timeline_and_audit_read_only(tasks, client
         ("approver", "T-1", {"approve_tasks", "reject_tasks"}),
         ("approver", "T-3", set()),
         ("operator", "T-3", {"override_tasks"}),
+        ("operator", "T-1", {"override_tasks"}),
     ],
 )
 def test_the_task_page_offers_the_decisions_the_user_may_take(tasks, client, role, task_id, buttons):

@@ -27,7 +27,7 @@ def tasks(store):
 
 
 @pytest.fixture
-def bearer(tasks) -> dict[str, str]:
+def bearer(tasks, deciders) -> dict[str, str]:
     make_user("coordinator")
     return {"Authorization": f"Bearer {token_for('coordinator')}"}
 
@@ -201,6 +201,33 @@ async def test_events_about_other_tasks_do_not_end_the_wait(bearer):
     body = (await asyncio.wait_for(poll, timeout=10)).json()
     assert (body["task_id"], body["decided"]) == ("T-1", False)
     assert body["waited"] >= 1
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_a_partial_approval_does_not_end_the_wait_and_the_last_one_does(bearer, tasks):
+    def two_approvers() -> None:
+        commit(
+            tasks,
+            {"policy/approvals.json": {"levels": {"medium": {"approvals": 2, "groups": ["approvers"]}}}},
+        )
+        sync()
+
+    await sync_to_async(two_approvers)()
+    before = await _listeners()
+    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=1", headers=bearer))
+    await until_waiting(before)
+    partial = await sync_to_async(services.task_approve)(task_id="T-1", actor="alice")
+    assert (partial.have, partial.need) == (1, 2)
+    body = (await asyncio.wait_for(poll, timeout=10)).json()
+    assert (body["status"], body["decided"]) == ("awaiting_approval", False)
+    assert body["waited"] >= 1
+
+    before = await _listeners()
+    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer))
+    await until_waiting(before)
+    await sync_to_async(services.task_approve)(task_id="T-1", actor="bob", reason="second")
+    body = (await asyncio.wait_for(poll, timeout=10)).json()
+    assert (body["status"], body["decided"], body["decision"]["by"]) == ("approved", True, "bob")
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -26,6 +26,8 @@ PATHS = [
     "/api/audit/",
     "/api/sync/",
     "/api/amp/schema.json",
+    "/api/policy/",
+    "/api/policy/schema.json",
     "/api/token/",
     "/api/token/refresh/",
 ]

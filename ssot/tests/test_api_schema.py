@@ -38,6 +38,8 @@ ENDPOINTS = {
     ("/api/sync/", "get"): {200, 401, 403, 429, 503},
     ("/api/sync/", "post"): {200, 400, 401, 403, 413, 415, 429, 503},
     ("/api/amp/schema.json", "get"): {200, 429},
+    ("/api/policy/", "get"): {200, 401, 403, 429, 503},
+    ("/api/policy/schema.json", "get"): {200, 429},
     ("/api/token/", "post"): {200, 400, 401, 413, 415, 429, 503},
     ("/api/token/refresh/", "post"): {200, 400, 401, 413, 415, 429, 503},
 }

@@ -13,7 +13,7 @@ from ssot.stores.factory import reset_store
 from testing.api import ROLES, awaiting, jwt_client, make_user, put_tasks
 from testing.content import commit, dispatch, task_doc
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_settings")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_settings", "deciders")]
 
 AMP_SCHEMA = Path(__file__).resolve().parents[2] / "amp" / "schema" / "amp-1.0.schema.json"
 

@@ -29,7 +29,7 @@ from ssot.sync import sync
 from ssot.verify import differences
 from testing.content import commit, dispatch, read_json, task_doc
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("deciders")]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from ssot.sync import sync, sync_state
 from ssot.verify import differences
 from testing.content import commit, commit_gitlink, dispatch, task_doc
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("deciders")]
 
 TASK = b'{"task_id": "T-1", "status": "awaiting_approval", %s}'
 MESSAGE = dispatch("T-1", n=1)

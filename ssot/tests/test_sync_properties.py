@@ -19,7 +19,7 @@ from ssot.sync import sync, sync_state
 from testing.content import commit, dispatch, task_doc
 from testing.strategies import documents, encodings, examples, json_values
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("deciders")]
 
 # Every example writes under ids of its own: the SSOT and the database live as long as the test.
 _examples = itertools.count()
