@@ -18,6 +18,7 @@ from ssot import services as ssot_services
 from ssot.models import Escalation, Task
 from ssot.paths import task_path
 from ssot.sync import sync
+from testing.factories import UserFactory
 from testing.git import clone, git_commit, push
 from testing.monitor import T0, at, audit_lines, concurrently, receiver, ssot_paths
 
@@ -213,6 +214,8 @@ def test_reminders_at_their_cadence_then_one_expiry_escalation_never_a_decision(
 
     # Approved at last: the expiry escalation is resolved, the reminders stop.
     with django_capture_on_commit_callbacks(execute=True):
+        # The admin `make run` creates: a superuser decides at every level of the approval policy.
+        UserFactory(username="admin", is_superuser=True)
         ssot_services.task_approve(task_id="DEMO-1", actor="admin", reason="")
     count = len(phone.bodies("/phone"))
     check_at(6 * HOUR)

@@ -25,7 +25,10 @@ from ssot.verify import differences
 from testing.api import jwt_client, make_user
 from testing.content import commit, dispatch, task_doc
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.usefixtures("deciders"),
+]
 
 
 class _Arrivals(deque):
