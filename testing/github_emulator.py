@@ -1,8 +1,12 @@
 """A GitHub REST emulator on loopback, backed by a real bare git repository, for tests and benchmarks.
 
-It answers the endpoints the GitHub store uses (Git Data API: refs, trees, blobs, commits; the contents API
-only to create a file) with GitHub's documented JSON shapes, status codes and rate-limit headers. Tests read
-`requests` to assert API-call budgets and inject truncated trees, rate limits and server errors.
+It answers the endpoints the GitHub store uses (Git Data API: refs, trees, blobs, commits; the commits
+list; the contents API only to create a file) with the shapes GitHub's OpenAPI description requires
+(validated against a trimmed copy, testing/openapi/), GitHub's status codes and rate-limit headers. Like
+GitHub it truncates tree answers at 100,000 entries or 7 MB and refuses blobs over 100 MB. Tests read
+`requests`, `statuses`, `answers` and `content_requests` to assert API-call and write budgets, and inject
+truncated trees (lower limits), latency per call, read lag, refused ref updates (a protected branch),
+rate limits and server errors.
 """
 
 from __future__ import annotations
@@ -95,6 +99,11 @@ class TooLarge(ApiError):
             "This API returns blobs up to 100 MB in size. The requested blob is too large to fetch via the "
             "API, but you can use the Git Database API to fetch it another way.",
         )
+
+
+def node_id(kind: str, key: object) -> str:
+    """A GraphQL node id in GitHub's style (opaque to clients; stable for one object)."""
+    return base64.b64encode(f"0:{kind}{key}".encode()).decode().rstrip("=")
 
 
 def _iso(seconds: int) -> str:
@@ -200,6 +209,8 @@ class GitHubEmulator:
         # Seconds added to every answer (GitHub's own latency, for benchmarks), and when each
         # content-creating request (POST, PATCH, PUT) arrived (time.monotonic()).
         self.latency = 0.0
+        # Every answer ("METHOD template", status, payload) while a list: tests validate their shapes.
+        self.answers: list[tuple[str, int, Any]] | None = None
         # Read lag (GitHub's replicas just after a write): branch reads answer the head before the last
         # update while `_lagging` > 0.
         self._lagging = 0
@@ -382,6 +393,8 @@ class GitHubEmulator:
             status, payload, extra = fault[0], fault[1], {**self._rate_headers(count=True), **fault[2]}
         with self._lock:
             self.statuses[status] += 1
+            if self.answers is not None and route is not None:
+                self.answers.append((f"{method} {route[0]}", status, payload))
         return status, payload, extra
 
     def _respond(
@@ -461,6 +474,7 @@ class GitHubEmulator:
     def _ref_json(self, name: str, target: pygit2.Oid | str) -> dict[str, Any]:
         return {
             "ref": name,
+            "node_id": node_id("Ref", f"{self.name}:{name}"),
             "url": f"{self._api}/git/{name}",
             "object": {"sha": str(target), "type": "commit", "url": f"{self._api}/git/commits/{target}"},
         }
@@ -472,6 +486,7 @@ class GitHubEmulator:
         html = f"https://github.com/{self.owner}/{self.name}/commit"
         return {
             "sha": str(commit.id),
+            "node_id": node_id("Commit", commit.id),
             "url": f"{self._api}/git/commits/{commit.id}",
             "html_url": f"{html}/{commit.id}",
             "author": person(commit.author),
@@ -569,6 +584,7 @@ class GitHubEmulator:
             "name": name,
             "commit": {
                 "sha": str(commit.id),
+                "node_id": node_id("Commit", commit.id),
                 "commit": {**git_commit, "comment_count": 0},
                 "url": f"{self._api}/commits/{commit.id}",
                 "html_url": f"{html}/commit/{commit.id}",
@@ -688,6 +704,7 @@ class GitHubEmulator:
         wrapped = "\n".join(encoded[i : i + 60] for i in range(0, len(encoded), 60))
         return 200, {
             "sha": str(blob.id),
+            "node_id": node_id("Blob", blob.id),
             "size": blob.size,
             "url": f"{self._api}/git/blobs/{blob.id}",
             "content": wrapped + "\n" if wrapped else "",
@@ -699,7 +716,7 @@ class GitHubEmulator:
         if not isinstance(content, str) or encoding not in ("utf-8", "base64"):
             raise ApiError(422, 'Invalid request.\n\n"content" wasn\'t supplied.')
         oid = self.git.create_blob(base64.b64decode(content) if encoding == "base64" else content.encode())
-        return 201, {"sha": str(oid), "url": f"{self._api}/git/blobs/{oid}"}
+        return 201, {"sha": str(oid), "url": f"{self._api}/git/blobs/{oid}"}  # GitHub's answer: no more
 
     def _list_commits(self, params: dict[str, str], query: Any, body: Any) -> tuple[int, Any]:
         """GET /commits?sha=&path=&per_page=&page=: the REST commit shape, newest first, only the commits
@@ -818,7 +835,7 @@ class GitHubEmulator:
                 "url": content_url,
                 "html_url": html_url,
                 "git_url": blob_url,
-                "download_url": None,
+                "download_url": f"https://raw.githubusercontent.com/{self.owner}/{self.name}/{branch}/{path}",
                 "type": "file",
                 "_links": {"self": content_url, "git": blob_url, "html": html_url},
             },

@@ -4,7 +4,11 @@ The only module that imports PyGithub. Reads list trees and read blobs (never th
 SHA since git objects never change; the branch head is a conditional request, so an unchanged head costs a
 304. A commit is one tree, one commit and one fast-forward-only ref update (an empty repository first gets
 a one-file seed commit: GitHub's Git Data API cannot write to it). Rate limits are waited out as GitHub asks
-(`retry-after`, `x-ratelimit-reset`, else a minute, backing off) up to `max_rate_wait` seconds in all.
+(`retry-after`, `x-ratelimit-reset`, else a minute, backing off) up to `max_rate_wait` seconds in all, and
+not at all inside `no_waiting()` (the write path holds its lock there): `StoreRateLimited` at once.
+Only "not a fast forward" on the ref update is a conflict; any other refusal is `StoreRefused`. A folder
+GitHub will not list whole raises `StoreIncomplete`; a branch read lagging behind our own commit is not
+taken (see `_lagging`).
 
 PyGithub is blocking: async code must call the store through
 `asgiref.sync.sync_to_async(..., thread_sensitive=False)` or a worker thread, never on the event loop.

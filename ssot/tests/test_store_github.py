@@ -17,7 +17,7 @@ import requests
 
 from ssot.stores.base import StoreConflict, StoreRefused, StoreUnavailable, git_blob_sha
 from ssot.stores.github import SEED_PATH, SEED_TREE, GitHubStore
-from testing.github_emulator import GitHubEmulator
+from testing.github_emulator import GitHubEmulator, node_id
 from testing.github_fixture import github_emulator, github_store, make_github_store
 
 TREES = "GET /repos/{owner}/{repo}/git/trees/{sha}"
@@ -457,6 +457,7 @@ def test_emulator_refs_answer_with_an_etag_and_304(emulator: GitHubEmulator) -> 
     assert ref.status_code == 200
     assert ref.json() == {
         "ref": "refs/heads/main",
+        "node_id": node_id("Ref", f"{emulator.name}:refs/heads/main"),
         "url": f"{api.api}/git/refs/heads/main",
         "object": {"sha": head, "type": "commit", "url": f"{api.api}/git/commits/{head}"},
     }
@@ -488,7 +489,7 @@ def test_emulator_trees_and_blobs_have_githubs_shapes(emulator: GitHubEmulator) 
     assert set(blob_entry) == {"path", "mode", "type", "sha", "size", "url"}
     assert (blob_entry["mode"], blob_entry["type"], blob_entry["size"]) == ("100644", "blob", 2)
     assert (tree_entry["mode"], tree_entry["type"]) == ("040000", "tree")
-    assert set(blob) == {"sha", "size", "url", "content", "encoding"}
+    assert set(blob) == {"sha", "node_id", "size", "url", "content", "encoding"}
     assert blob["encoding"] == "base64"
     assert base64.b64decode(blob["content"]) == b"{}"
     assert [item["path"] for item in api("GET", f"/git/trees/{tree['sha']}").json()["tree"]] == [
