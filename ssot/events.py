@@ -17,12 +17,15 @@ from django.dispatch import Signal
 
 from core.bounded import renderable
 from ssot.models import Ack, AuditEntry, Escalation, Message, SyncState, Task
+from ssot.selectors import latest_decision
 
 log = logging.getLogger(__name__)
 
 GROUP = "events"
-# Per-task groups (`task.<task_id>`): what a decision long-poll listens to, instead of every event.
+# Per-task groups (`task.<task_id>`): what a decision long-poll listens to, instead of every event; and
+# the group of the syncs too large for per-row events (a waiter must re-read its row then).
 TASK_GROUP_PREFIX = "task."
+RELOAD_GROUP = "events.reload"
 
 # Sent in this process once an event's transaction has committed (keyword `event`), before the
 # broadcast: how the apps above ssot (monitoring's approval notifications) hear of a change at once.
@@ -62,11 +65,28 @@ def send_now(event: dict[str, Any]) -> None:
         message = {"type": "event.forward", "event": event}
         if _server_loop_behind_this_thread():
             # A view's thread under daphne: the send runs on daphne's loop, where its clients are.
-            async_to_sync(layer.group_send)(GROUP, message)
+            async_to_sync(_send_all)(layer, groups_of(event), message)
         else:
-            _process_loop.run(layer.group_send(GROUP, message))
+            _process_loop.run(_send_all(layer, groups_of(event), message))
     except Exception:
         log.exception("could not broadcast a %s event", event.get("type"))
+
+
+def groups_of(event: dict[str, Any]) -> list[str]:
+    """Every client gets every event (`events`); an event about one task goes to its group as well, and a
+    sync too large for per-row events to the reload group."""
+    task_id = event.get("task_id")
+    if isinstance(task_id, str) and task_id:
+        return [GROUP, task_group(task_id)]
+    report = event.get("report")
+    if event.get("type") == "sync" and isinstance(report, dict) and report.get("reload"):
+        return [GROUP, RELOAD_GROUP]
+    return [GROUP]
+
+
+async def _send_all(layer: Any, groups: list[str], message: dict[str, Any]) -> None:
+    for group in groups:
+        await layer.group_send(group, message)
 
 
 def _server_loop_behind_this_thread() -> bool:
@@ -189,8 +209,20 @@ def audit_summary(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
+def decision_of(task: Task) -> dict[str, Any] | None:
+    """What the decision long-poll answers with, carried by the task's events so no waiter re-reads."""
+    if task.status == Task.AWAITING_APPROVAL or not isinstance(task.document, dict):
+        return None
+    return latest_decision(task.document)
+
+
 def task_update(task: Task) -> dict[str, Any]:
-    return {"type": "task_update", "task_id": task.task_id, "task": task_summary(task)}
+    return {
+        "type": "task_update",
+        "task_id": task.task_id,
+        "task": task_summary(task),
+        "decision": decision_of(task),
+    }
 
 
 def task_removed(task_id: str) -> dict[str, Any]:
@@ -207,6 +239,7 @@ def task_decision(kind: str, task: Task, *, actor: str, reason: str, prev_status
         "prev_status": prev_status,
         "status": task.status,
         "task": task_summary(task),
+        "decision": decision_of(task),
     }
 
 

@@ -1,10 +1,13 @@
 """GET /api/tasks/{task_id}/decision/?wait=N: answer as soon as the task leaves awaiting_approval.
 
 A plain async Django view (DRF has no async views), so a waiting request holds neither a worker
-thread nor a database connection: it authenticates like the API (JWT, else the session), then waits
-on the channel layer's `events` group for an event about its task, re-reading the row (one short
-query, the connection closed after it) when one arrives, every RECHECK_SEC as a safety net for a
-missed event, and every POLL_SEC when no channel layer can be reached.
+thread nor a database connection: it authenticates like the API (JWT, else the session), reads the
+row once, then waits on the channel layer's group of its own task (`task.<task_id>`, see
+ssot.events.groups_of) — not on every event of the system. A task event carries the task's status,
+blob SHA and latest decision, so the answer is built from the event itself, with no re-read: 200
+waiters are answered by one group send each, not by 200 queries. The row is re-read only when the
+task is removed, when a sync was too large for per-row events (the `events.reload` group), every
+RECHECK_SEC as a safety net for a missed event, and every POLL_SEC when no channel layer can be reached.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 import amp
 from core.permissions import may_read
 from ssot import selectors
-from ssot.events import GROUP
+from ssot.events import RELOAD_GROUP, task_group
+from ssot.models import Task
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +112,12 @@ def parse_wait(raw: str | None) -> float | None:
 
 
 class _Events:
-    """A subscription to the live events; without a reachable channel layer it only sleeps."""
+    """A subscription to one task's events (and the reload syncs); without a channel layer it only sleeps."""
 
-    def __init__(self) -> None:
+    def __init__(self, task_id: str) -> None:
         self.layer: Any = None
         self.channel = ""
+        self.groups = [task_group(task_id), RELOAD_GROUP]
         self._receiver: asyncio.Future | None = None
 
     @property
@@ -124,7 +129,8 @@ class _Events:
             layer = get_channel_layer()
             if layer is not None:
                 self.channel = await layer.new_channel()
-                await layer.group_add(GROUP, self.channel)
+                for group in self.groups:
+                    await layer.group_add(group, self.channel)
                 self.layer = layer
         except Exception:
             log.warning("decision long-poll: no channel layer, polling the database instead", exc_info=True)
@@ -135,9 +141,10 @@ class _Events:
             self._receiver.cancel()
         if self.layer is not None:
             try:
-                await self.layer.group_discard(GROUP, self.channel)
+                for group in self.groups:
+                    await self.layer.group_discard(group, self.channel)
             except Exception:
-                log.warning("decision long-poll: could not leave the events group", exc_info=True)
+                log.warning("decision long-poll: could not leave the task's group", exc_info=True)
 
     async def next(self, timeout: float) -> dict[str, Any] | None:
         """The next event within `timeout` seconds, or None. A receive is never cancelled mid-wait."""
@@ -160,26 +167,52 @@ class _Events:
         return event if isinstance(event, dict) else None
 
 
-def _concerns(event: dict[str, Any] | None, task_id: str) -> bool:
-    """Whether an event may have changed the task: one about it, or a sync too large for per-row events."""
-    return event is not None and (event.get("task_id") == task_id or event.get("type") == "sync")
+def carried_state(event: dict[str, Any], task_id: str) -> dict[str, Any] | None:
+    """The answer an event about the task carries (the shape of `selectors.decision_state`), or None."""
+    task = event.get("task")
+    if event.get("task_id") != task_id or not isinstance(task, dict) or "status" not in task:
+        return None
+    decided = task["status"] != Task.AWAITING_APPROVAL
+    decision = event.get("decision")
+    return {
+        "task_id": task_id,
+        "status": task["status"],
+        "decided": decided,
+        "blob_sha": task.get("blob_sha", ""),
+        "decision": decision if decided and isinstance(decision, dict) else None,
+    }
+
+
+def _must_reread(event: dict[str, Any], task_id: str) -> bool:
+    """The task was removed, or a sync changed too much for per-row events."""
+    removed = event.get("task_id") == task_id and event.get("task") is None
+    return removed or event.get("type") == "sync"
 
 
 async def _wait(task_id: str, seconds: float) -> dict[str, Any] | None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     # Subscribe before the first read, so that a decision landing in between is not missed.
-    async with _Events() as events:
+    async with _Events(task_id) as events:
         state = await sync_to_async(_state_sync)(task_id)
         while state is not None and not state["decided"]:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
             check_at = loop.time() + min(RECHECK_SEC if events.live else POLL_SEC, remaining)
+            reread = True
             while (left := check_at - loop.time()) > 0:
-                if _concerns(await events.next(left), task_id):
+                event = await events.next(left)
+                if event is None:
+                    continue
+                carried = carried_state(event, task_id)
+                if carried is not None:
+                    state, reread = carried, False
                     break
-            state = await sync_to_async(_state_sync)(task_id)
+                if _must_reread(event, task_id):
+                    break
+            if reread:
+                state = await sync_to_async(_state_sync)(task_id)
     return state
 
 

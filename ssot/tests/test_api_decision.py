@@ -12,7 +12,7 @@ from channels.layers import get_channel_layer
 from django.test import AsyncClient
 
 from ssot import services
-from ssot.events import GROUP
+from ssot.events import RELOAD_GROUP as GROUP
 from ssot.sync import sync
 from testing.api import awaiting, jwt_client, make_user, put_tasks, token_for
 from testing.content import commit, task_doc
@@ -33,7 +33,7 @@ def bearer(tasks, deciders) -> dict[str, str]:
 
 
 async def _listeners() -> set:
-    """The channels in the events group (other tests' stale listeners included)."""
+    """The channels waiting on decisions: every long-poll joins the reload group (stale ones included)."""
     layer: Any = get_channel_layer()  # the in-memory or the Redis layer: each is read its own way
     if hasattr(layer, "groups"):
         return set(layer.groups.get(GROUP, {}))
@@ -257,3 +257,76 @@ async def test_with_the_channel_layer_down_it_polls_the_database(bearer, setting
     body = (await asyncio.wait_for(poll, timeout=10)).json()
     assert (body["status"], body["decided"]) == ("approved", True)
     assert 0.2 < body["waited"] < 5
+
+
+# -- one group per task, the answer carried by the event -------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_a_waiter_listens_on_its_tasks_group_not_on_every_event(bearer):
+    from ssot.events import GROUP as EVERY_EVENT
+    from ssot.events import task_group
+
+    layer: Any = get_channel_layer()
+    before = await _listeners()
+    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer))
+    [channel] = await until_waiting(before)
+
+    async def members(group: str) -> set:
+        if hasattr(layer, "groups"):
+            return set(layer.groups.get(group, {}))
+        connection = layer.connection(layer.consistent_hash(group))
+        return set(await connection.zrange(layer._group_key(group), 0, -1))
+
+    assert channel in await members(task_group("T-1"))
+    assert channel not in await members(EVERY_EVENT)
+    assert channel not in await members(task_group("T-2"))
+    await sync_to_async(services.task_approve)(task_id="T-1", actor="alice")
+    assert (await asyncio.wait_for(poll, timeout=10)).json()["decided"] is True
+    assert channel not in await members(task_group("T-1"))
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_the_answer_is_built_from_the_decision_event_without_reading_the_row(bearer):
+    """An event that says T-1 was approved, while the row still says awaiting: the waiter answers from
+    the event (a re-read would have kept it waiting)."""
+    from ssot import events
+    from ssot.models import Task
+
+    before = await _listeners()
+    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer))
+    await until_waiting(before)
+    task = await Task.objects.aget(task_id="T-1")
+    task.status = "approved"
+    task.document = {
+        **task.document,
+        "status": "approved",
+        "approved_by": "bob",
+        "approved_at": "2026-11-30T20:00:00+00:00",
+    }
+    event = events.task_decision(
+        "task_approved", task, actor="bob", reason="", prev_status="awaiting_approval"
+    )
+    await sync_to_async(events.send_now)(event)
+
+    body = (await asyncio.wait_for(poll, timeout=10)).json()
+
+    assert (body["status"], body["decided"], body["blob_sha"]) == ("approved", True, task.blob_sha)
+    assert body["decision"] == {
+        "action": "approved",
+        "by": "bob",
+        "at": "2026-11-30T20:00:00+00:00",
+        "reason": None,
+    }
+    assert (await Task.objects.aget(task_id="T-1")).status == "awaiting_approval"
+
+
+def test_long_task_ids_get_valid_group_names():
+    from channels.layers import BaseChannelLayer
+
+    from ssot.events import task_group
+
+    for task_id in ("T-1", "a" * 90, "b" * 128, "x.y_z-1" * 18):
+        name = task_group(task_id[:128])
+        assert BaseChannelLayer().require_valid_group_name(name)
+    assert task_group("a" * 127 + "b") != task_group("a" * 127 + "c")
