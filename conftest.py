@@ -64,6 +64,34 @@ def _fresh_local_cache(settings) -> None:
         cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _login_failures_per_test(settings) -> Iterator[None]:
+    """django-axes counts failed logins per address, and every test client is 127.0.0.1: each test counts
+    in a cache of its own, so that one test's wrong passwords never lock out the next test's logins.
+    The lockout tests put the configured cache back (`real_login_failures`)."""
+    from axes.handlers.proxy import AxesProxyHandler
+    from django.core.cache import caches
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "login_failures": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "axes"},
+    }
+    settings.AXES_CACHE = "login_failures"
+    caches["login_failures"].clear()
+    AxesProxyHandler.get_implementation(force=True)
+    yield
+    AxesProxyHandler.implementation = None
+
+
+@pytest.fixture
+def real_login_failures(settings) -> None:
+    """django-axes on the configured cache (Redis when REDIS_URL is set), as in production."""
+    from axes.handlers.proxy import AxesProxyHandler
+
+    settings.AXES_CACHE = "default"
+    AxesProxyHandler.get_implementation(force=True)
+
+
 @pytest.fixture
 def api_settings(settings):
     """Fast password hashing, and a rate limit no test reaches (user ids repeat from test to test).

@@ -13,7 +13,6 @@ from agentos_site.asgi_handler import ControlPlaneASGIHandler  # noqa: E402
 django_asgi_app = ControlPlaneASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
@@ -27,9 +26,8 @@ application = ProtocolTypeRouter(
     {
         "http": http_app,
         # The stubs type URLRouter's routes as a stub-only subclass of Django's URLPattern.
-        "websocket": AllowedHostsOriginValidator(
-            WebsocketAuthStack(URLRouter(websocket_urlpatterns))  # type: ignore[arg-type]
-        ),
+        # The Origin check applies to cookie clients only (monitoring/ws_auth.py).
+        "websocket": WebsocketAuthStack(URLRouter(websocket_urlpatterns)),  # type: ignore[arg-type]
     }
 )
 

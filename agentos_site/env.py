@@ -28,6 +28,17 @@ def generated_secret(var_dir: Path, name: str, *, production: bool, variable: st
     return value
 
 
+def strong_secret(value: str, *, variable: str, minimum: int, production: bool) -> str:
+    """`value`, refused in production when shorter than `minimum` characters (the message names the
+    variable and the length, never the value)."""
+    if production and len(value) < minimum:
+        raise ImproperlyConfigured(
+            f"{variable} is too short for ENVIRONMENT=production: {len(value)} characters, at least "
+            f"{minimum} (python -c 'import secrets; print(secrets.token_urlsafe(48))' makes one)"
+        )
+    return value
+
+
 def csv(value: str) -> list[str]:
     """A comma-separated list with blanks removed."""
     return [item.strip() for item in value.split(",") if item.strip()]

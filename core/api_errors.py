@@ -3,7 +3,8 @@
 A database that cannot be reached is a 503 `database_unavailable` with Retry-After on every path, not a
 500: in DRF views through `exception_handler`, in any other view through `DatabaseOutageMiddleware`, and
 where neither sees the error (a middleware failing) through `server_error`, the 500 handler, which also
-answers JSON under /api/ and /webhooks/. The answer never names the database, its host or its path.
+answers JSON under /api/ and /webhooks/. The answer never names the database, its host or its path, nor
+any filesystem path or credentials in a URL (core/redact.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rest_framework.views import set_rollback
 
 from core.errors import Invalid, ServiceError, SsotUnavailable
 from core.parsers import serializer_errors
+from core.redact import public
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ def _outage_logged(exc: BaseException) -> None:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ServiceError):
-        body: dict[str, Any] = {"detail": exc.detail, "code": exc.code}
+        body: dict[str, Any] = {"detail": public(exc.detail), "code": exc.code}
         if isinstance(exc, Invalid):
             body["errors"] = exc.errors
         headers = None

@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from monitoring import snapshot
-from monitoring.ws_auth import may_watch
+from monitoring.ws_auth import may_watch, still_allowed
 from ssot.events import GROUP
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -26,6 +26,7 @@ CLOSE_FORBIDDEN = 4403
 
 class EventsConsumer(AsyncJsonWebsocketConsumer):
     pinger: asyncio.Task | None = None
+    guard: asyncio.Task | None = None
     joined = False
 
     async def connect(self) -> None:
@@ -43,12 +44,14 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         self.joined = True
         await self.send_json(await database_sync_to_async(snapshot.build)())
         self.pinger = asyncio.create_task(self._ping())
+        self.guard = asyncio.create_task(self._recheck())
 
     async def disconnect(self, code: int) -> None:
-        if self.pinger is not None:
-            self.pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.pinger
+        for task in (self.pinger, self.guard):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.joined:
             await self.channel_layer.group_discard(GROUP, self.channel_name)
 
@@ -67,6 +70,15 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def event_forward(self, message: dict[str, Any]) -> None:
         await self.send_json(message["event"])
+
+    async def _recheck(self) -> None:
+        """Close the socket (4401) once its credential no longer holds: a revoked or expired key or
+        token, a deactivated user. Checked every WS_AUTH_RECHECK_SEC."""
+        while True:
+            await asyncio.sleep(settings.WS_AUTH_RECHECK_SEC)
+            if not await still_allowed(self.scope):
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
 
     async def _ping(self) -> None:
         while True:

@@ -499,3 +499,7 @@ class SyncStateAdmin(MirroredAdmin):
     @admin.display(description="Last report")
     def report_json(self, state: SyncState) -> str:
         return pretty_json(state.last_report)
+
+
+# Credentials (API keys, users' sign-out): their own module.
+from ssot import admin_credentials  # noqa: E402, F401

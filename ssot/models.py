@@ -6,6 +6,7 @@ which call them). Models hold data and constants, never behaviour that writes.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -346,3 +347,47 @@ class WriteBudget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository}: {self.minute_tokens:.1f}/min, {self.hour_tokens:.1f}/h"
+
+
+class ApiKey(models.Model):
+    """A long-lived bearer credential `agos_<key_id>_<secret>` (SPEC section 7); only a hash is kept.
+
+    The secret is 256 random bits, so one SHA-256 is enough to make the stored hash useless to a thief
+    (docs/security.md): a slow password hasher would only slow every request down.
+    """
+
+    key_id = models.CharField(max_length=16, unique=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    secret_sha256 = models.CharField(max_length=64)
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    # Written at most once a minute (ssot.credentials.LAST_USED_EVERY).
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+        permissions = [("manage_keys", "Can list, create and revoke the API keys of every user")]
+
+    def __str__(self) -> str:
+        return f"{self.key_id} ({self.name})"
+
+
+class TokenCutoff(models.Model):
+    """When a user's JWTs were last invalidated (password change, deactivation, "sign out everywhere").
+
+    Tokens carry the cutoff they were issued under (claim `auth_epoch`); any other value is refused.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="token_cutoff"
+    )
+    valid_after = models.DateTimeField()
+    reason = models.CharField(max_length=64, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"{self.user_id} after {self.valid_after:%Y-%m-%d %H:%M:%S}"

@@ -24,6 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.errors import SsotUnavailable, SyncFailed
+from core.redact import public
 from ssot import events
 from ssot.audit import audit_queue
 from ssot.locking import mirror_lock
@@ -269,6 +270,8 @@ def _record_success(state: SyncState, head: str | None, report: SyncReport) -> N
 def _record_failure(state: SyncState, reason: str) -> None:
     """Count the failure in SyncState and announce it; if even that fails, the log says so."""
     now = timezone.now()
+    # Shown on the dashboard and in /api/sync/: no filesystem path, no credentials in a URL.
+    reason = public(reason)
     try:
         # Counted in SQL: two processes failing at once both count.
         SyncState.objects.filter(pk=state.pk).update(

@@ -25,7 +25,11 @@ def access_token(user: Any) -> str:
 
 
 async def open_socket(
-    *, cookie: str | None = None, token: str | None = None, origin: str | None = ORIGIN
+    *,
+    cookie: str | None = None,
+    token: str | None = None,
+    origin: str | None = ORIGIN,
+    authorization: str | None = None,
 ) -> WebsocketCommunicator:
     """A WebSocket client on the whole ASGI application (origin check, auth, routing, consumer)."""
     from agentos_site.asgi import application
@@ -35,6 +39,8 @@ async def open_socket(
         headers.append((b"origin", origin.encode()))
     if cookie is not None:
         headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    if authorization is not None:
+        headers.append((b"authorization", authorization.encode()))
     path = "/ws/events/" + (f"?token={token}" if token is not None else "")
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await communicator.connect(timeout=WAIT_SEC)

@@ -12,8 +12,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {
     "DJANGO_SECRET_KEY": "k" * 20 + "production-secret-key-with-enough-entropy-0123456789",
-    "GITHUB_WEBHOOK_SECRET": "hook-secret-one,hook-secret-two",
-    "XCODE_WEBHOOK_SECRET": "xcode-secret",
+    "GITHUB_WEBHOOK_SECRET": "hook-secret-one-" + "1" * 20 + ",hook-secret-two-" + "2" * 20,
+    "XCODE_WEBHOOK_SECRET": "xcode-secret-" + "x" * 24,
+    "JWT_SECRET": "jwt-secret-" + "j" * 30,
+}
+WEAK = {
+    "DJANGO_SECRET_KEY": ("k" * 49, 50),
+    "JWT_SECRET": ("j" * 31, 32),
+    "GITHUB_WEBHOOK_SECRET": ("hook-secret-one-" + "1" * 20 + ",short-second-secret", 32),
+    "XCODE_WEBHOOK_SECRET": ("x" * 31, 32),
 }
 
 
@@ -57,6 +64,21 @@ def test_production_refuses_each_missing_webhook_secret(tmp_path, missing):
     assert f"{missing} must be set" in result.stderr
     for value in env.values():
         assert value not in result.stderr
+
+
+@pytest.mark.parametrize("variable", sorted(WEAK))
+def test_production_refuses_each_weak_secret_naming_it(tmp_path, variable):
+    value, minimum = WEAK[variable]
+    result = manage("check", var=tmp_path, ENVIRONMENT="production", **{**SECRETS, variable: value})
+    assert result.returncode != 0
+    assert f"{variable} is too short for ENVIRONMENT=production" in result.stderr
+    assert f"at least {minimum}" in result.stderr
+    assert value not in result.stderr
+
+
+def test_development_accepts_a_short_secret(tmp_path):
+    result = manage("check", var=tmp_path, DJANGO_SECRET_KEY="short", JWT_SECRET="short")
+    assert result.returncode == 0, result.stderr
 
 
 def test_production_passes_check_deploy_with_no_warning(tmp_path):

@@ -24,11 +24,11 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
 import amp
 from core.permissions import may_read
 from ssot import selectors
+from ssot.authentication import ApiKeyAuthentication, RevocableJWTAuthentication
 from ssot.events import RELOAD_GROUP, task_group
 from ssot.models import Task
 
@@ -62,10 +62,12 @@ def _release_connection() -> None:
         connection.close()
 
 
-def _identify_sync(request: HttpRequest, authenticator: JWTAuthentication) -> tuple[Any, bool]:
-    """The user of a valid bearer token, else the session's, and whether they may read (one connection)."""
+def _identify_sync(request: HttpRequest, authenticator: RevocableJWTAuthentication) -> tuple[Any, bool]:
+    """The user of a valid API key or bearer token, else the session's, and whether they may read (one
+    connection)."""
     try:
-        found = authenticator.authenticate(Request(request))
+        wrapped = Request(request)
+        found = ApiKeyAuthentication().authenticate(wrapped) or authenticator.authenticate(wrapped)
         user = found[0] if found is not None else request.user
         return user, may_read(user)
     finally:
@@ -81,7 +83,7 @@ def _state_sync(task_id: str) -> dict[str, Any] | None:
 
 async def _authorize(request: HttpRequest) -> JsonResponse | None:
     """None for a staff user or an agent; else the 401 (with the API's bearer challenge) or the 403."""
-    authenticator = JWTAuthentication()
+    authenticator = RevocableJWTAuthentication()
     challenge = {"WWW-Authenticate": authenticator.authenticate_header(Request(request))}
     try:
         user, allowed = await sync_to_async(_identify_sync)(request, authenticator)

@@ -95,7 +95,7 @@ def add_decision_longpoll(
     schemas["TaskDecision"] = TASK_DECISION
     schemes = components.get("securitySchemes", {})
     security: list[dict[str, list[str]]] = [
-        {name: []} for name in ("jwtAuth", "cookieAuth") if name in schemes
+        {name: []} for name in ("apiKeyAuth", "jwtAuth", "cookieAuth") if name in schemes
     ]
     result["paths"][PATH] = {"get": _operation(security)}
     result["paths"] = dict(sorted(result["paths"].items()))

@@ -1,4 +1,4 @@
-"""The API routes of tasks, messages, audit, sync and tokens; each with or without its trailing slash."""
+"""The API routes of tasks, messages, audit, sync, tokens and API keys; with or without a trailing slash."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
 from ssot.api import views
+from ssot.api.keys import ApiKeyViewSet
 from ssot.api.longpoll import task_decision
 
 router = SimpleRouter()
@@ -14,6 +15,7 @@ router.trailing_slash = "/?"
 router.register("tasks", views.TaskViewSet, basename="task")
 router.register("messages", views.MessageViewSet, basename="message")
 router.register("audit", views.AuditViewSet, basename="audit")
+router.register("keys", ApiKeyViewSet, basename="apikey")
 
 urlpatterns = [
     re_path(r"^token/?$", views.TokenObtainView.as_view(), name="token_obtain_pair"),

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from axes.handlers.proxy import AxesProxyHandler
+from django.contrib.auth import get_user_model
 from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -57,6 +59,7 @@ from ssot.api.serializers import (
     TaskDetailSerializer,
     TaskSerializer,
 )
+from ssot.lockout import lockout_message
 from ssot.sync import sync
 
 AMP_SCHEMA = Path(amp.__file__).resolve().parent / "schema" / "amp-1.0.schema.json"
@@ -342,11 +345,32 @@ class PolicySchemaView(APIView):
             200: TokenObtainPairSerializer,
             400: error("`username` or `password` missing, or not strings."),
             401: error("No active account with these credentials (`no_active_account`)."),
+            429: error(
+                "Too many failed logins for this username or from this address (`locked_out`); "
+                "`Retry-After` says when to try again."
+            ),
         },
     )
 )
 class TokenObtainView(TokenObtainPairView):
-    pass
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == status.HTTP_200_OK:
+            # simplejwt sends no `user_logged_in`: django-axes is told of the success itself, which ends
+            # the count of failures before it (AXES_RESET_ON_SUCCESS), as a login on /admin/ does.
+            username = request.data["username"]  # type: ignore[call-overload]  # a dict: the body was valid
+            user = get_user_model().objects.get_by_natural_key(username)
+            AxesProxyHandler.user_logged_in(type(self), request, user)
+        return response
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # django-axes marks DRF's request (the one simplejwt authenticates with), which its middleware
+        # does not see: the refused login is answered as a lockout here.
+        if getattr(self.request, "axes_locked_out", False):
+            message, seconds = lockout_message(self.request._request)
+            headers = {"Retry-After": str(seconds)} if seconds else None
+            return Response({"detail": message, "code": "locked_out"}, status=429, headers=headers)
+        return super().handle_exception(exc)
 
 
 @extend_schema_view(

@@ -146,6 +146,10 @@ class Store(ABC):
         at most `limit`. GitHub: one request (list commits with `path`)."""
 
     @abstractmethod
+    def author(self, commit: str) -> str:
+        """The author's name of a commit (who pushed it claims it: a lead, not a proof)."""
+
+    @abstractmethod
     def commit(
         self,
         *,

@@ -352,6 +352,16 @@ class GitHubStore(Store):
         self._blobs.put(sha, data)
         return data
 
+    def author(self, commit: str) -> str:
+        action = f"reading commit {commit}"
+        try:
+            data = self._call(action, lambda: self._repo.get_git_commit(commit).raw_data)
+        except GithubException as exc:
+            if exc.status in (404, 422):
+                raise StoreNotFound(f"no commit {commit} in {self.repo}") from None
+            raise self._failure(action, exc) from None
+        return str(data["author"]["name"])
+
     def changed(self, old: str | None, new: str) -> builtins.list[Change]:
         after = self._files(new)
         before = self._files(old) if old is not None else {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import logging
 import re
 import threading
 import time
@@ -15,6 +16,7 @@ import pygit2
 from pygit2.enums import FileMode, ObjectType, RepositoryOpenFlag, SortMode
 from pygit2.transaction import ReferenceTransaction
 
+from core.redact import public
 from ssot.stores.base import (
     HISTORY_LIMIT,
     Change,
@@ -27,6 +29,8 @@ from ssot.stores.base import (
     StoreRefused,
     StoreUnavailable,
 )
+
+log = logging.getLogger(__name__)
 
 _SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 # A writer (ours or git receive-pack) holds the ref lock for milliseconds; beyond this it is stuck.
@@ -67,7 +71,8 @@ class LocalStore(Store):
         if not (self.path / "HEAD").is_file():
             # A cached handle would report a vanished repository as an empty branch.
             self._handles.repo = None
-            raise StoreUnavailable(f"local SSOT at {self.path} is unavailable: no repository there")
+            log.error("no repository at SSOT_LOCAL_PATH %s", self.path)
+            raise StoreUnavailable("the local SSOT is unavailable: no repository at SSOT_LOCAL_PATH")
         with self._repo() as repo:
             return _ref_target(repo, self.ref)
 
@@ -106,6 +111,10 @@ class LocalStore(Store):
             if kind != ObjectType.BLOB:
                 raise StoreNotFound(f"no blob {sha} in the local SSOT")
             return data
+
+    def author(self, commit: str) -> str:
+        with self._repo() as repo:
+            return _commit(repo, commit).author.name
 
     def changed(self, old: str | None, new: str) -> builtins.list[Change]:
         with self._repo() as repo:
@@ -198,7 +207,8 @@ class LocalStore(Store):
                         "process is running, it is stale; remove it"
                     ) from exc
                 if time.monotonic() >= deadline:
-                    raise StoreUnavailable(f"cannot lock {self.ref} in {self.path}: {exc}") from exc
+                    reason = public(f"cannot lock {self.ref} in the local SSOT: {exc}")
+                    raise StoreUnavailable(reason) from exc
             time.sleep(delay)
             delay = min(delay * 2, _LOCK_BACKOFF_SEC[1])
 
@@ -242,7 +252,8 @@ class _Handle:
 
 
 def _unavailable(path: Path, exc: BaseException) -> StoreUnavailable:
-    return StoreUnavailable(f"local SSOT at {path} is unavailable: {exc}")
+    log.error("local SSOT at %s is unavailable: %s", path, exc)
+    return StoreUnavailable(public(f"the local SSOT is unavailable: {exc}"))
 
 
 @contextmanager

@@ -157,6 +157,16 @@ def test_unknown_blobs_and_commits_are_not_found(contract_store: Store) -> None:
     assert contract_store.head() == head
 
 
+def test_a_commits_author_is_read_back(contract_store: Store) -> None:
+    first = contract_store.commit(parent=None, writes={"a.txt": b"1"}, message="one", author="executor")
+    second = commit(contract_store, first, {"a.txt": b"2"})
+
+    assert contract_store.author(first) == "executor"
+    assert contract_store.author(second) == "tester"
+    with pytest.raises(StoreNotFound):
+        contract_store.author("f" * 40)
+
+
 def test_a_folder_of_1200_files_is_listed_completely(contract_store: Store) -> None:
     writes = {f"messages/m-T-{n}-1.json": f'{{"n": {n}}}'.encode() for n in range(1200)}
 

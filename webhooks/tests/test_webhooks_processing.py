@@ -504,7 +504,7 @@ def test_a_push_that_fails_is_retried_with_backoff_until_it_goes_through(deliver
     delivery = deliver("push", push_payload(repository=SSOT_REPO, before="0" * 40, after=after))
 
     assert (delivery.state, delivery.attempts) == ("failed", 1)
-    assert delivery.error.startswith("SsotUnavailable: SSOT unavailable: local SSOT at")
+    assert delivery.error.startswith("SsotUnavailable: SSOT unavailable: the local SSOT is unavailable")
     first_retry = delivery.next_attempt_at
     assert first_retry - timezone.now() == pytest.approx(timedelta(seconds=30), abs=timedelta(seconds=5))
     assert retry_due() == 0  # not due yet

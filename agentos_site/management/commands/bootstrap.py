@@ -22,7 +22,7 @@ class Command(BaseCommand):
         call_command("setup_schedules", stdout=self.stdout)
 
     def _ensure_agents(self) -> None:
-        """A user per monitored agent, in the `agents` group, without a password: agents use tokens."""
+        """A user per monitored agent, in the `agents` group, without a password: agents use API keys."""
         users, group = get_user_model(), Group.objects.get(name="agents")
         created = []
         for name in settings.AGENTS:
@@ -34,7 +34,8 @@ class Command(BaseCommand):
             agent.groups.add(group)
         if created:
             self.stdout.write(
-                f"agent users: {', '.join(created)} (a token: manage.py issue_token {created[0]} --days 30)"
+                f"agent users: {', '.join(created)} (an API key: manage.py apikey_create {created[0]}, "
+                "or in /admin/ under API keys)"
             )
 
     def _ensure_admin(self) -> None:

@@ -1,34 +1,26 @@
-"""issue_token USER [--days N]: print a JWT access token for an existing, active user (and nothing else)."""
+"""issue_token USER [--days N]: the draft's one-time token, now a revocable API key (prints only the key)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from rest_framework_simplejwt.tokens import AccessToken
+from django.core.management.base import BaseCommand, CommandParser
 
-MAX_DAYS = 365
+from ssot import credentials
+from ssot.management.commands.apikey_create import create_key
 
 
 class Command(BaseCommand):
-    help = "Print an access token for an existing active user, valid for --days days (1 to 365, default 1)."
+    help = (
+        f"Print a new API key for an existing active user, valid --days days (1 to {credentials.MAX_DAYS}, "
+        f"default {credentials.DEFAULT_DAYS}); list and revoke it in the admin or with apikey_revoke."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
-        parser.add_argument(
-            "--days", type=int, default=1, help=f"lifetime in days, 1 to {MAX_DAYS} (default 1)"
-        )
+        parser.add_argument("--days", type=int, default=None, help=f"default {credentials.DEFAULT_DAYS}")
 
-    def handle(self, *args: Any, username: str, days: int, **options: Any) -> None:
-        if not 1 <= days <= MAX_DAYS:
-            raise CommandError(f"--days must be from 1 to {MAX_DAYS}, not {days}.")
-        user = get_user_model().objects.filter(**{get_user_model().USERNAME_FIELD: username}).first()
-        if user is None:
-            raise CommandError(f"No user {username!r}; create it first (manage.py createsuperuser).")
-        if not user.is_active:
-            raise CommandError(f"User {username!r} is inactive; no token is issued.")
-        token = AccessToken.for_user(user)
-        token.set_exp(lifetime=timedelta(days=days))
-        self.stdout.write(str(token))
+    def handle(self, *args: Any, username: str, days: int | None, **options: Any) -> None:
+        new = create_key(username, name="issue_token", days=days)
+        self.stderr.write(f"API key {new.key.key_id} for {username}, expires {new.key.expires_at:%Y-%m-%d}")
+        self.stdout.write(new.plaintext)
