@@ -203,8 +203,8 @@ class LocalStore(Store):
                 age = _age(lock_file)
                 if age is not None and (age > LOCK_WAIT_SEC or time.monotonic() >= deadline):
                     raise StoreRefused(
-                        f"branch {self.branch} is locked by {lock_file} (for {age:.0f} s): if no git "
-                        "process is running, it is stale; remove it"
+                        f"branch {self.branch} is locked by {lock_file.relative_to(self.path)} in the local "
+                        f"SSOT (for {age:.0f} s): if no git process is running, it is stale; remove it"
                     ) from exc
                 if time.monotonic() >= deadline:
                     reason = public(f"cannot lock {self.ref} in the local SSOT: {exc}")

@@ -197,7 +197,9 @@ def test_a_stale_ref_lock_is_refused_at_once_naming_the_lock(store: LocalStore) 
     os.utime(lock, (an_hour_ago, an_hour_ago))
 
     started = time.monotonic()
-    with pytest.raises(StoreRefused, match=r"main\.lock \(for 3600 s\).*stale; remove it"):
+    with pytest.raises(
+        StoreRefused, match=r"refs/heads/main\.lock in the local SSOT \(for 3600 s\).*stale; remove it"
+    ):
         store_commit(store, head, {"tasks/T-1.json": b"v2"})
 
     assert time.monotonic() - started < LOCK_WAIT_SEC
