@@ -23,6 +23,7 @@ from ssot import selectors, services
 from ssot.history import render as render_value
 from ssot.history import task_changes
 from ssot.models import Escalation, Message, Task
+from ssot.policy import approval_status
 
 APPROVE = "ssot.approve_task"
 SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -91,6 +92,8 @@ def _task_context(request: HttpRequest, task: Task, **extra: Any) -> dict[str, A
     document = task.document if isinstance(task.document, dict) else {}
     description = document.get("description")
     dispatch, criteria = acceptance_criteria(task.task_id)
+    # Whether this user may approve or reject this version, under the approval policy (ssot.policy).
+    policy = approval_status(task, request.user)
     return {
         "task": task,
         "description": render_value(description) if description not in (None, "") else "",
@@ -103,7 +106,10 @@ def _task_context(request: HttpRequest, task: Task, **extra: Any) -> dict[str, A
         "audit": selectors.task_audit(task.task_id),
         "decision": selectors.latest_decision(document),
         "changed_since_notified": bool(SHA.match(notified)) and notified != task.blob_sha,
-        "can_decide": request.user.has_perm(APPROVE) and task.status == Task.AWAITING_APPROVAL,
+        "policy": policy,
+        "can_approve": policy.may_approve,
+        "can_reject": policy.may_reject,
+        "can_decide": policy.may_approve or policy.may_reject,
         "ws_path": "/ws/events/",
         "page_url": reverse("monitoring:task", args=[task.task_id]),
         **extra,
@@ -164,8 +170,15 @@ def task_decide(request: HttpRequest, task_id: str) -> HttpResponse:
         return _refused(request, task, 503, f"The SSOT cannot take the decision now: {exc}")
     except ServiceError as exc:
         return _refused(request, task, 400, str(exc))
-    verb = "Approved" if action == "approve" else "Rejected"
-    messages.success(request, f"{verb} {task.task_id} (now {decision.status}).")
+    if action == "approve" and decision.status == Task.AWAITING_APPROVAL:
+        messages.success(
+            request,
+            f"Your approval of {task.task_id} is recorded: {decision.have} of {decision.need}; "
+            "it waits for more approvers.",
+        )
+    else:
+        verb = "Approved" if action == "approve" else "Rejected"
+        messages.success(request, f"{verb} {task.task_id} (now {decision.status}).")
     url = reverse("monitoring:task", args=[task.task_id]) + "?" + urlencode({"sha": decision.blob_sha})
     return HttpResponseRedirect(url, status=303)
 

@@ -182,7 +182,9 @@ def test_reject_needs_a_reason(approver, asked):
 def test_staff_without_the_permission_see_no_buttons_and_are_refused(client, asked):
     client.force_login(make_user("staff"))
     _, body = page(client)
-    assert "Approve this version" not in body and "cannot decide" in body
+    decide = body.split('id="decide"')[1].split("</section>")[0]
+    assert "approve-form" not in decide and "reject-form" not in decide, decide
+    assert "You cannot approve" in decide
     response = client.post(
         "/dashboard/tasks/DEMO-1/decide/", {"action": "approve", "expected_sha": asked.blob_sha}
     )
@@ -304,3 +306,42 @@ def test_history_on_the_github_store_costs_one_history_request(settings, tmp_pat
             assert emulator.requests["GET /repos/{owner}/{repo}/commits"] == 1
         finally:
             reset_store()
+
+
+def test_two_approvals_for_high_risk_the_page_counts_and_each_approver_decides_once(client, asked, store):
+    """The approval policy (ssot.policy) decides which buttons the page offers and what an approval did."""
+    from ssot.paths import POLICY_PATH
+
+    commit(
+        store,
+        {
+            POLICY_PATH: {
+                "levels": {
+                    "low": {"approvals": 1, "groups": ["approvers"]},
+                    "medium": {"approvals": 1, "groups": ["approvers"]},
+                    "high": {"approvals": 2, "groups": ["approvers"]},
+                },
+                "self_approval": False,
+            }
+        },
+    )
+    sync()
+    client.force_login(make_user("approver", username="alice"))
+    _, body = page(client)
+    assert "Needs 2 approvals at risk high (0 so far on this version)" in " ".join(body.split())
+
+    response = client.post(
+        "/dashboard/tasks/DEMO-1/decide/", {"action": "approve", "expected_sha": asked.blob_sha}, follow=True
+    )
+    body = response.content.decode()
+    assert "Your approval of DEMO-1 is recorded: 1 of 2" in body
+    assert "(1 so far on this version): alice" in " ".join(body.split())
+    decide = body.split('id="decide"')[1].split("</section>")[0]
+    assert "approve-form" not in decide and "reject-form" in decide  # alice approved this version already
+
+    client.force_login(make_user("approver", username="bob"))
+    response = client.post(
+        "/dashboard/tasks/DEMO-1/decide/", {"action": "approve", "expected_sha": asked.blob_sha}
+    )
+    assert response.status_code == 303
+    assert Task.objects.get(task_id="DEMO-1").status == "approved"
