@@ -5,7 +5,8 @@ each: messages only, then messages, acks and decisions mixed. Beside them, in th
 pygit2 alone committing the same messages 16 to a commit into a bare repository of its own.
 
 GitHub store (against the GitHub emulator on loopback, --latency seconds added to every call): an open
-loop at --github-rate messages a second spread over the 16 agents (a closed loop of 16 cannot outrun a
+loop at --github-rate messages a second spread over the 16 agents for --github-seconds (over a minute, so
+that a whole minute's window of content-creating requests is seen) (a closed loop of 16 cannot outrun a
 commit every few seconds, which GitHub's write limits allow); it reports messages/s, commits and
 content-creating requests a minute. Every answer is counted by status: 201, or 503 with Retry-After,
 and nothing else.
@@ -50,6 +51,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["local", "github"], help="one store only")
     parser.add_argument("--latency", type=float, default=0.1, help="seconds the emulator adds per call")
     parser.add_argument("--github-rate", type=float, default=25.0, help="messages offered a second")
+    parser.add_argument(
+        "--github-seconds", type=float, default=75.0, help="duration of the GitHub run (over a minute)"
+    )
     parser.add_argument("--store", choices=["local", "github"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.store:
@@ -298,7 +302,7 @@ def open_loop(port: int, tokens: dict[str, str], args: argparse.Namespace, emula
     from concurrent.futures import ThreadPoolExecutor
 
     tally = Tally()
-    count = int(args.github_rate * args.seconds)
+    count = int(args.github_rate * args.github_seconds)
     emulator.reset_counts()
     commits_before = _commits(emulator)
     local = threading.local()
@@ -320,8 +324,6 @@ def open_loop(port: int, tokens: dict[str, str], args: argparse.Namespace, emula
             pool.submit(send, n, start + n / args.github_rate)
     elapsed = time.monotonic() - start
     creating = len(emulator.content_requests)
-    first = min(emulator.content_requests, default=start)
-    span = max(max(emulator.content_requests, default=start) - first, 60.0)
     commits = _commits(emulator) - commits_before
     print(
         f"  GitHub emulator with {args.latency * 1000:.0f} ms per call, "
@@ -330,8 +332,8 @@ def open_loop(port: int, tokens: dict[str, str], args: argparse.Namespace, emula
     report("messages", tally, elapsed)
     print(
         f"  {commits} commits ({tally.written['message'] / max(commits, 1):.1f} messages each); "
-        f"{creating} content-creating requests, {creating / span * 60:.0f} a minute "
-        f"(busiest minute {_busiest_minute(emulator.content_requests)})"
+        f"{creating} content-creating requests in {elapsed:.0f} s, at most "
+        f"{_busiest_minute(emulator.content_requests)} in any 60 s window"
     )
 
 

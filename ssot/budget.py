@@ -1,15 +1,21 @@
-"""The write budget: content-creating GitHub requests paced by two token buckets (SPEC sections 3-4).
+"""The write budget: content-creating GitHub requests kept under GitHub's limits (SPEC sections 3-4).
 
 GitHub allows about 80 content-creating requests a minute and 500 an hour (secondary rate limits); a
 commit costs three (tree, commit, ref) plus one per binary file. Every process draws on the same
-`WriteBudget` row, under a cross-process lock, so the limits hold for the whole deployment. The write path
-reserves a commit's requests before it takes the write lock; while the budget is spent, changes wait in the
-queue and batch up. A rate limit GitHub answers anyway pauses every writer until it lifts (`pause`).
-The local store has no such limit: every function here is free for it.
+`WriteBudget` row, under a cross-process lock: a log of the request times of the last hour, so that no
+60 s window holds more than GITHUB_WRITES_PER_MIN and no hour more than GITHUB_WRITES_PER_HOUR (a token
+bucket would allow twice the minute's number in a minute's window, right after a quiet spell); and the
+minute's budget is paced evenly (a commit of 3 requests at most every 3 x 60 / 80 = 2.25 s), so that a
+burst does not spend the minute in its first seconds and leave the next fifty without a commit. The write
+path reserves a commit's requests before it takes the write lock; meanwhile changes wait in the queue and
+batch up: under load, one commit carries what arrived in those 2.25 s. A rate limit GitHub answers
+anyway pauses every writer until it lifts (`pause`). The local store has no such limit: every function
+here is free for it.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
 
 from django.conf import settings
@@ -20,59 +26,60 @@ from ssot.models import WriteBudget
 from ssot.stores.base import Store
 
 COMMIT_COST = 3  # create tree, create commit, update ref
+MINUTE, HOUR = 60.0, 3600.0
 
 
 def _limited(store: Store) -> bool:
     return store.backend == "github"
 
 
-def _bucket(store: Store, now: float) -> WriteBudget:
-    """The row, refilled to `now` (call under the budget lock)."""
-    per_min, per_hour = settings.GITHUB_WRITES_PER_MIN, settings.GITHUB_WRITES_PER_HOUR
-    row, _ = WriteBudget.objects.get_or_create(
-        repository=settings.GITHUB_SSOT_REPO,
-        defaults={"minute_tokens": per_min, "hour_tokens": per_hour, "updated_at": now},
-    )
-    elapsed = max(now - row.updated_at, 0.0)
-    row.minute_tokens = min(per_min, row.minute_tokens + elapsed * per_min / 60)
-    row.hour_tokens = min(per_hour, row.hour_tokens + elapsed * per_hour / 3600)
-    row.updated_at = now
+def _row(now: float) -> WriteBudget:
+    """The row with the requests older than an hour forgotten (call under the budget lock)."""
+    row, _ = WriteBudget.objects.get_or_create(repository=settings.GITHUB_SSOT_REPO)
+    row.spent = row.spent[bisect.bisect_right(row.spent, now - HOUR) :]
     return row
 
 
-def _wait_for(row: WriteBudget, cost: float, now: float) -> float:
-    """Seconds until the buckets hold `cost` tokens and no pause is in force."""
-    per_min, per_hour = settings.GITHUB_WRITES_PER_MIN, settings.GITHUB_WRITES_PER_HOUR
-    minute = max(cost - row.minute_tokens, 0.0) * 60 / per_min
-    hour = max(cost - row.hour_tokens, 0.0) * 3600 / per_hour
-    return max(minute, hour, row.paused_until - now, 0.0)
+def _wait_for(spent: list[float], cost: int, now: float) -> float:
+    """Seconds until `cost` more requests fit in every window."""
+    wait = 0.0
+    for window, limit in ((MINUTE, settings.GITHUB_WRITES_PER_MIN), (HOUR, settings.GITHUB_WRITES_PER_HOUR)):
+        recent = spent[bisect.bisect_right(spent, now - window) :]
+        excess = len(recent) + cost - limit
+        if excess > 0:
+            # The excess-th oldest request of the window must leave it (all of them if cost > limit).
+            wait = max(wait, recent[min(excess, len(recent)) - 1] + window - now)
+    return wait
 
 
 def reserve(store: Store, cost: int = COMMIT_COST) -> float:
-    """Take `cost` requests from the budget and return 0, or return the seconds until they are there
-    (taking nothing). Free for stores without a budget."""
+    """Take `cost` requests from the budget and return 0, or return the seconds until they fit (taking
+    nothing). Free for stores without a budget."""
     if not _limited(store):
         return 0.0
     with exclusive("write-budget"), transaction.atomic():
         now = time.time()
-        row = _bucket(store, now)
-        wait = _wait_for(row, cost, now)
+        row = _row(now)
+        wait = max(_wait_for(row.spent, cost, now), row.paused_until - now, row.next_at - now, 0.0)
         if wait == 0:
-            row.minute_tokens -= cost
-            row.hour_tokens -= cost
-        row.save()
+            row.spent.extend([now] * cost)
+            row.next_at = max(row.next_at, now) + cost * MINUTE / settings.GITHUB_WRITES_PER_MIN
+            row.save(update_fields=["spent", "next_at"])
         return wait
 
 
 def spend(store: Store, requests: int) -> None:
-    """Charge requests made beyond what was reserved (negative: give back what was not used)."""
+    """Charge requests made beyond what was reserved (negative: give back the latest unused ones)."""
     if not _limited(store) or requests == 0:
         return
     with exclusive("write-budget"), transaction.atomic():
-        row = _bucket(store, time.time())
-        row.minute_tokens -= requests
-        row.hour_tokens -= requests
-        row.save()
+        now = time.time()
+        row = _row(now)
+        if requests > 0:
+            row.spent.extend([now] * requests)
+        else:
+            del row.spent[max(len(row.spent) + requests, 0) :]
+        row.save(update_fields=["spent"])
 
 
 def pause(store: Store, seconds: float) -> None:
@@ -81,13 +88,15 @@ def pause(store: Store, seconds: float) -> None:
         return
     with exclusive("write-budget"), transaction.atomic():
         now = time.time()
-        row = _bucket(store, now)
+        row = _row(now)
         row.paused_until = max(row.paused_until, now + seconds)
-        row.save()
+        row.save(update_fields=["spent", "paused_until"])
 
 
-def remaining(store: Store) -> tuple[float, float]:
-    """The requests left this minute and this hour (diagnostics and benchmarks)."""
+def remaining(store: Store) -> tuple[int, int]:
+    """The requests that would fit now in this minute's and this hour's window (diagnostics, benchmarks)."""
     with exclusive("write-budget"), transaction.atomic():
-        row = _bucket(store, time.time())
-        return row.minute_tokens, row.hour_tokens
+        now = time.time()
+        spent = _row(now).spent
+        minute = len(spent) - bisect.bisect_right(spent, now - MINUTE)
+        return settings.GITHUB_WRITES_PER_MIN - minute, settings.GITHUB_WRITES_PER_HOUR - len(spent)

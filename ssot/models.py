@@ -332,21 +332,21 @@ class QuarantinedFile(models.Model):
 
 
 class WriteBudget(models.Model):
-    """The budget of content-creating requests to one GitHub repository, shared by every process.
-
-    Two token buckets (a minute's and an hour's, as GitHub counts) refilled continuously by
-    `ssot.budget`; `paused_until` holds back every writer while GitHub's own rate limit is in force.
-    Times are seconds since the epoch (wall clock: several processes share them).
+    """The content-creating requests made to one GitHub repository in the last hour, shared by every
+    process: `spent` holds their times (seconds since the epoch, oldest first), so `ssot.budget` can
+    keep any 60 s window under GITHUB_WRITES_PER_MIN and any hour under GITHUB_WRITES_PER_HOUR, as GitHub
+    counts, and `next_at` spaces the requests evenly over the minute. `paused_until` holds back every
+    writer while GitHub's own rate limit is in force.
     """
 
     repository = models.CharField(max_length=500, unique=True)
-    minute_tokens = models.FloatField()
-    hour_tokens = models.FloatField()
-    updated_at = models.FloatField()
+    spent = models.JSONField(default=list)
+    # When the next request is due, pacing the minute's budget evenly (GCRA's theoretical arrival time).
+    next_at = models.FloatField(default=0.0)
     paused_until = models.FloatField(default=0.0)
 
     def __str__(self) -> str:
-        return f"{self.repository}: {self.minute_tokens:.1f}/min, {self.hour_tokens:.1f}/h"
+        return f"{self.repository}: {len(self.spent)} requests in the last hour"
 
 
 class ApiKey(models.Model):

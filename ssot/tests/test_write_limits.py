@@ -12,7 +12,7 @@ import pytest
 from core.errors import Conflict, SsotBusy, SsotUnavailable
 from ssot import budget, services
 from ssot.locking import exclusive, write_lock
-from ssot.models import Message
+from ssot.models import Message, WriteBudget
 from ssot.sync import sync
 from testing.api import jwt_client, make_user
 from testing.content import commit, dispatch
@@ -85,18 +85,42 @@ def test_a_spent_write_budget_answers_503_with_retry_after_and_asks_github_nothi
     assert budget.remaining(store)[0] < 3
 
 
+def _spent(settings, times: list[float]) -> None:
+    """The requests made at these times (as another process would have recorded them)."""
+    WriteBudget.objects.update_or_create(repository=settings.GITHUB_SSOT_REPO, defaults={"spent": times})
+
+
 def test_a_budget_gap_shorter_than_the_wait_is_waited_out_then_written(gh_store, settings):
     """While the budget is spent, writes wait (unlocked) and batch up rather than reach GitHub's limit."""
-    store, emulator = gh_store
-    settings.GITHUB_WRITES_PER_MIN = 180  # three requests a second: a commit every second
-    settings.GITHUB_WRITES_PER_HOUR = 100_000
-    budget.reserve(store, 180)  # spend the minute
+    _, emulator = gh_store
+    settings.GITHUB_WRITES_PER_MIN = 6
+    # Six requests 59.5 s ago fill this minute's window; the oldest three leave it within a second.
+    _spent(settings, [time.time() - 59.5] * 6)
     emulator.reset_counts()
 
     services.message_create(raw=dispatch("T-6"), sender="coordinator")
 
     assert emulator.requests[POST_TREE] == 1
     assert Message.objects.filter(msg_id=dispatch("T-6")["msg_id"]).exists()
+
+
+def test_commits_are_paced_over_the_minute_and_no_window_holds_more_than_the_budget(gh_store, settings):
+    store, _ = gh_store
+    settings.GITHUB_WRITES_PER_MIN = 9  # three commits a minute: one every 20 s
+
+    assert budget.reserve(store) == 0.0
+    assert 19 <= budget.reserve(store) <= 20  # paced: not the whole minute in its first second
+    assert budget.remaining(store)[0] == 6
+
+    # Six requests 30 s ago (another process's): a fourth commit in that window would make twelve.
+    now = time.time()
+    _spent(settings, [now - 30] * 6)
+    WriteBudget.objects.update(next_at=0)
+    assert budget.reserve(store) == 0.0
+    WriteBudget.objects.update(next_at=0)
+    assert 29 <= budget.reserve(store) <= 30
+    budget.spend(store, -3)  # a reserved commit not made gives its requests back
+    assert budget.remaining(store)[0] == 3
 
 
 def test_a_stale_local_ref_lock_is_a_503_naming_it_at_once(store):
