@@ -3,7 +3,8 @@
 - `add_decision_longpoll`: the decision long-poll is an async Django view, not DRF's; the answer it
   documents is what `ssot.api.longpoll.task_decision` returns (a test holds the two together);
 - `add_common_answers`: the answers every operation can give whatever its view, from the layers around
-  it: 401 (authentication), 429 (DRF's throttle), 503 (a database outage), and 413/415 for a body.
+  it: 401 (authentication), 406 (DRF's content negotiation, for an `Accept` it cannot satisfy), 429 (DRF's
+  throttle), 503 (a database outage), and 413/415 for a body.
 """
 
 from __future__ import annotations
@@ -110,9 +111,10 @@ RETRY_AFTER = {
 }
 UNAUTHENTICATED = "No credentials, or an invalid or expired token."
 THROTTLED = "Too many requests from this user (`API_USER_RATE`) or address; wait `Retry-After` seconds."
+NOT_ACCEPTABLE = "The `Accept` header names no type the API answers with (it answers `application/json`)."
 DATABASE = "The database is unavailable (`database_unavailable`); try again after `Retry-After` seconds."
-# Operations outside DRF's throttle, and those that read no row.
-UNTHROTTLED = {(PATH, "get")}
+# Operations outside DRF (its throttle and its content negotiation), and those that read no row.
+NOT_DRF = {(PATH, "get")}
 NO_DATABASE = {("/api/amp/schema.json", "get"), ("/api/policy/schema.json", "get")}
 
 
@@ -133,7 +135,8 @@ def add_common_answers(result: dict[str, Any], generator: Any, request: Any, pub
             responses = operation["responses"]
             if operation.get("security"):
                 _add(responses, "401", UNAUTHENTICATED)
-            if (path, method) not in UNTHROTTLED:
+            if (path, method) not in NOT_DRF:
+                _add(responses, "406", NOT_ACCEPTABLE)
                 _add(responses, "429", THROTTLED, retry_after=True)
             if (path, method) not in NO_DATABASE:
                 _add(responses, "503", DATABASE, retry_after=True)

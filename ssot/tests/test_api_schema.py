@@ -17,34 +17,34 @@ from testing.factories import EscalationFactory
 pytestmark = pytest.mark.django_db
 
 # What every operation answers: its own codes, and those of the layers around it (authentication 401,
-# DRF's throttle 429, a database outage 503, a body's 400/413/415).
+# DRF's content negotiation 406, DRF's throttle 429, a database outage 503, a body's 400/413/415).
 ENDPOINTS = {
-    ("/api/tasks/", "get"): {200, 400, 401, 403, 429, 503},
-    ("/api/tasks/{task_id}/", "get"): {200, 401, 403, 404, 429, 503},
-    ("/api/tasks/{task_id}/approve/", "post"): {200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503},
-    ("/api/tasks/{task_id}/reject/", "post"): {200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503},
-    ("/api/tasks/{task_id}/override/", "post"): {200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503},
+    ("/api/tasks/", "get"): {200, 400, 401, 403, 406, 429, 503},
+    ("/api/tasks/{task_id}/", "get"): {200, 401, 403, 404, 406, 429, 503},
+    ("/api/tasks/{task_id}/approve/", "post"): {200, 400, 401, 403, 404, 406, 409, 413, 415, 422, 429, 503},
+    ("/api/tasks/{task_id}/reject/", "post"): {200, 400, 401, 403, 404, 406, 409, 413, 415, 422, 429, 503},
+    ("/api/tasks/{task_id}/override/", "post"): {200, 400, 401, 403, 404, 406, 409, 413, 415, 422, 429, 503},
     ("/api/tasks/{task_id}/decision/", "get"): {200, 400, 401, 403, 404, 503},
-    ("/api/messages/", "get"): {200, 400, 401, 403, 429, 503},
-    ("/api/messages/", "post"): {200, 201, 400, 401, 403, 409, 413, 415, 422, 429, 503},
-    ("/api/messages/{msg_id}/ack/", "post"): {200, 401, 403, 404, 409, 429, 503},
-    ("/api/agents/", "get"): {200, 400, 401, 403, 429, 503},
-    ("/api/agents/{name}/heartbeat/", "post"): {200, 401, 403, 429, 503},
-    ("/api/health/", "get"): {200, 401, 403, 429, 503},
-    ("/api/escalations/", "get"): {200, 400, 401, 403, 429, 503},
-    ("/api/escalations/{id}/acknowledge/", "post"): {200, 401, 403, 404, 409, 429, 503},
-    ("/api/escalations/{id}/resolve/", "post"): {200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503},
-    ("/api/audit/", "get"): {200, 400, 401, 403, 429, 503},
-    ("/api/sync/", "get"): {200, 401, 403, 429, 503},
-    ("/api/sync/", "post"): {200, 400, 401, 403, 413, 415, 429, 503},
-    ("/api/amp/schema.json", "get"): {200, 429},
-    ("/api/policy/", "get"): {200, 401, 403, 429, 503},
-    ("/api/policy/schema.json", "get"): {200, 429},
-    ("/api/token/", "post"): {200, 400, 401, 413, 415, 429, 503},
-    ("/api/token/refresh/", "post"): {200, 400, 401, 413, 415, 429, 503},
-    ("/api/keys/", "get"): {200, 400, 401, 403, 429, 503},
-    ("/api/keys/", "post"): {201, 400, 401, 403, 413, 415, 422, 429, 503},
-    ("/api/keys/{key_id}/", "delete"): {200, 401, 403, 404, 429, 503},
+    ("/api/messages/", "get"): {200, 400, 401, 403, 406, 429, 503},
+    ("/api/messages/", "post"): {200, 201, 400, 401, 403, 406, 409, 413, 415, 422, 429, 503},
+    ("/api/messages/{msg_id}/ack/", "post"): {200, 401, 403, 404, 406, 409, 429, 503},
+    ("/api/agents/", "get"): {200, 400, 401, 403, 406, 429, 503},
+    ("/api/agents/{name}/heartbeat/", "post"): {200, 401, 403, 406, 429, 503},
+    ("/api/health/", "get"): {200, 401, 403, 406, 429, 503},
+    ("/api/escalations/", "get"): {200, 400, 401, 403, 406, 429, 503},
+    ("/api/escalations/{id}/acknowledge/", "post"): {200, 401, 403, 404, 406, 409, 429, 503},
+    ("/api/escalations/{id}/resolve/", "post"): {200, 400, 401, 403, 404, 406, 409, 413, 415, 422, 429, 503},
+    ("/api/audit/", "get"): {200, 400, 401, 403, 406, 429, 503},
+    ("/api/sync/", "get"): {200, 401, 403, 406, 429, 503},
+    ("/api/sync/", "post"): {200, 400, 401, 403, 406, 413, 415, 429, 503},
+    ("/api/amp/schema.json", "get"): {200, 406, 429},
+    ("/api/policy/", "get"): {200, 401, 403, 406, 429, 503},
+    ("/api/policy/schema.json", "get"): {200, 406, 429},
+    ("/api/token/", "post"): {200, 400, 401, 406, 413, 415, 429, 503},
+    ("/api/token/refresh/", "post"): {200, 400, 401, 406, 413, 415, 429, 503},
+    ("/api/keys/", "get"): {200, 400, 401, 403, 406, 429, 503},
+    ("/api/keys/", "post"): {201, 400, 401, 403, 406, 413, 415, 422, 429, 503},
+    ("/api/keys/{key_id}/", "delete"): {200, 401, 403, 404, 406, 429, 503},
 }
 
 
@@ -72,6 +72,17 @@ def test_every_endpoint_documents_its_answers(schema, path, method):
 
 def test_no_endpoint_is_left_undocumented(schema):
     assert {(path, method) for path, item in schema["paths"].items() for method in item} == set(ENDPOINTS)
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/tasks/", "/api/health/", "/api/amp/schema.json", "/api/policy/schema.json"]
+)
+def test_an_accept_header_the_api_cannot_satisfy_is_the_documented_406(schema, path):
+    """DRF answers 406 to any operation when `Accept` names nothing it renders (found by schemathesis)."""
+    response = jwt_client(make_user("operator")).get(path, headers={"Accept": "H,7)cX2"})
+    assert response.status_code == 406
+    assert response.json()["code"] == "not_acceptable"
+    assert "406" in schema["paths"][path]["get"]["responses"]
 
 
 def test_request_bodies_are_documented(schema):
