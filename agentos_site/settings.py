@@ -261,6 +261,8 @@ SSOT_BACKGROUND_WAIT_SEC = env.float("SSOT_BACKGROUND_WAIT_SEC", default=300.0)
 # Budget of content-creating GitHub requests (trees, commits, refs, blobs), shared by every process.
 GITHUB_WRITES_PER_MIN = env.int("GITHUB_WRITES_PER_MIN", default=80)
 GITHUB_WRITES_PER_HOUR = env.int("GITHUB_WRITES_PER_HOUR", default=500)
+# The control plane writes the messages it writes under messages/YYYY/MM/DD/ (SPEC section 4).
+SSOT_DATED_FOLDERS = env.bool("SSOT_DATED_FOLDERS", default=False)
 AUDIT_FLUSH_SEC = env.int("AUDIT_FLUSH_SEC", default=60)
 
 # Webhooks (SPEC section 8): any one of the comma-separated secrets verifies (rotation).

@@ -58,7 +58,7 @@ from ssot import events as ssot_events
 from ssot import services as ssot_services
 from ssot.locking import exclusive
 from ssot.models import Ack, Agent, Escalation, Message, QuarantinedFile, SyncState, Task
-from ssot.paths import POLICY_PATH, message_path
+from ssot.paths import POLICY_PATH
 from ssot.policy import policy_in_force
 from ssot.stores.base import StoreError
 from ssot.stores.factory import branch, get_store, repository_label
@@ -703,7 +703,7 @@ def _in_ssot(msg_id: str) -> bool:
     store = get_store()
     try:
         head = store.head()
-        return head is not None and store.entry(head, message_path(msg_id)) is not None
+        return head is not None and store.entry(head, ssot_services.message_file(msg_id)) is not None
     except StoreError:
         return False
 

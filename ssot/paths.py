@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from ssot.models import SsotFile
 
@@ -29,6 +29,11 @@ def task_path(task_id: str) -> str:
 
 def message_path(msg_id: str) -> str:
     return f"messages/{msg_id}.json"
+
+
+def dated_message_path(msg_id: str, when: datetime) -> str:
+    """Where the control plane writes a message when SSOT_DATED_FOLDERS is on: its timestamp's UTC day."""
+    return f"messages/{when.astimezone(UTC):%Y/%m/%d}/{msg_id}.json"
 
 
 def ack_path(msg_id: str) -> str:

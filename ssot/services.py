@@ -32,8 +32,16 @@ from ssot import events
 from ssot.audit import audit_line, audit_queue
 from ssot.documents import FileInvalid, dump_json, parse_ack, parse_approvals, parse_message, parse_task
 from ssot.locking import flush_lock
-from ssot.models import AuditEntry, Escalation, RiskLevel, Task
-from ssot.paths import POLICY_PATH, ack_path, approvals_path, heartbeat_path, message_path, task_path
+from ssot.models import Ack, AuditEntry, Escalation, Message, RiskLevel, Task
+from ssot.paths import (
+    POLICY_PATH,
+    ack_path,
+    approvals_path,
+    dated_message_path,
+    heartbeat_path,
+    message_path,
+    task_path,
+)
 from ssot.policy import (
     BUILT_IN_POLICY,
     Policy,
@@ -403,6 +411,27 @@ def message_create(*, raw: object, sender: str) -> Written:
     return _write_message(envelope, author=sender)
 
 
+def message_file(msg_id: str) -> str:
+    """The SSOT path of a message: where its row says it is, else the flat `messages/{msg_id}.json`."""
+    return _message_candidates(msg_id)[0]
+
+
+def _message_candidates(msg_id: str, dated: str | None = None) -> list[str]:
+    """Where a message may be, most likely first: its row's path (flat or in a dated sub-folder, SPEC
+    section 4), the flat path, the dated path of its timestamp (the rows may lag behind the SSOT)."""
+    row = Message.objects.filter(msg_id=msg_id).values_list("ssot_path", flat=True).first()
+    return list(dict.fromkeys([*([row] if row else []), message_path(msg_id), *([dated] if dated else [])]))
+
+
+def _find(view: HeadView, paths: list[str]) -> tuple[str, tuple[str, bytes] | None]:
+    """The first of `paths` that holds a file at the view, with its (blob SHA, content)."""
+    for path in paths:
+        found = view.read(path)
+        if found is not None:
+            return path, found
+    return paths[0], None
+
+
 def _write_message(
     envelope: amp.Envelope,
     *,
@@ -411,13 +440,14 @@ def _write_message(
     wait: float | None = None,
 ) -> Written:
     canonical = envelope.to_dict()
-    path = message_path(envelope.msg_id)
+    dated = dated_message_path(envelope.msg_id, envelope.timestamp)
+    path = dated if settings.SSOT_DATED_FOLDERS else message_path(envelope.msg_id)
 
     def build(view: HeadView) -> Draft | None:
-        found = view.read(path)
+        at, found = _find(view, _message_candidates(envelope.msg_id, dated))
         if found is not None:
             try:
-                existing = parse_message(path, found[1]).to_dict()
+                existing = parse_message(at, found[1]).to_dict()
             except FileInvalid:
                 raise Conflict(f"Message {envelope.msg_id} exists in the SSOT (quarantined).") from None
             if existing != canonical:
@@ -440,19 +470,20 @@ def message_ack(*, msg_id: str, by: str) -> Written:
     outcome: dict[str, Any] = {}
 
     def build(view: HeadView) -> Draft | None:
-        found = view.read(message_path(msg_id))
+        at, found = _find(view, _message_candidates(msg_id))
         if found is None:
             raise NotFound(f"No message {msg_id!r} in the SSOT.")
         try:
-            envelope = parse_message(message_path(msg_id), found[1])
+            envelope = parse_message(at, found[1])
         except FileInvalid:
             raise Conflict(f"Message {msg_id} is quarantined; it cannot be acknowledged.") from None
         if envelope.recipient != by:
             raise Forbidden(f"Only the addressee ({envelope.recipient}) can acknowledge {msg_id}.")
-        existing = view.read(ack_path(msg_id))
+        row = Ack.objects.filter(msg_id=msg_id).values_list("ssot_path", flat=True).first()
+        at, existing = _find(view, list(dict.fromkeys([*([row] if row else []), ack_path(msg_id)])))
         if existing is not None:
             try:
-                ack = parse_ack(ack_path(msg_id), existing[1])
+                ack = parse_ack(at, existing[1])
             except FileInvalid:
                 ack = None  # a quarantined ack file: this acknowledgement replaces it
             if ack is not None:

@@ -250,3 +250,23 @@ def test_a_busy_error_is_a_503(held, settings):
     with pytest.raises(SsotBusy) as busy:
         services.message_create(raw=dispatch("T-8", n=8), sender="coordinator")
     assert busy.value.status == 503 and busy.value.retry_after >= 1
+
+
+@pytest.mark.parametrize("dated", [False, True])
+def test_dated_folders_hold_the_control_planes_messages_and_read_like_flat_ones(store, settings, dated):
+    """SSOT_DATED_FOLDERS=true: messages the control plane writes go under messages/YYYY/MM/DD/; a resend
+    writes nothing, the addressee acknowledges it, and the sync finds the rows exact."""
+    settings.SSOT_DATED_FOLDERS = dated
+    message = dispatch("T-1", n=1)
+    first = services.message_create(raw=message, sender="coordinator")
+    again = services.message_create(raw=dict(message), sender="coordinator")
+    acked = services.message_ack(msg_id=message["msg_id"], by="executor")
+
+    day = message["timestamp"][:10].replace("-", "/")
+    expected = f"messages/{day}/{message['msg_id']}.json" if dated else f"messages/{message['msg_id']}.json"
+    assert (first.created, again.created, acked.created) == (True, False, True)
+    assert Message.objects.get(msg_id=message["msg_id"]).ssot_path == expected
+    assert Message.objects.get(msg_id=message["msg_id"]).ack_state == "acked"
+    assert services.message_file(message["msg_id"]) == expected
+    sync(full=True)
+    assert differences(store) == []
