@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 
 from amp.jsonschema import POLICY_SCHEMA_PATH, build_policy_schema
 from amp.spec import RISK_LEVELS
-from ssot.documents import FileInvalid
+from ssot.documents import FileInvalid, parse_approvals
 from ssot.models import ApprovalPolicy, QuarantinedFile, RiskLevel, SsotFile, Task, TaskApprovals
 from ssot.paths import POLICY_PATH, kind_of
 from ssot.policy import (
@@ -165,6 +165,27 @@ def test_any_bytes_read_as_a_policy_or_a_refusal_with_reasons(raw):
     document = json.loads(raw)
     assert validator.is_valid(document)
     assert parse_policy(_raw(policy.as_dict()), source="s") == policy
+
+
+approvals_texts = documents(
+    {
+        "task_id": '"T-1"',
+        "blob_sha": json.dumps("a" * 40),
+        "approvals": '[{"by": "alice", "at": "2026-11-30T10:00:00+00:00", "reason": ""}]',
+    }
+)
+
+
+@settings(max_examples=examples(300))
+@given(raw=st.one_of(encodings(approvals_texts), encodings(json_values)))
+def test_any_bytes_read_as_approvals_or_a_refusal_with_reasons(raw):
+    try:
+        doc = parse_approvals("approvals/T-1.json", raw)
+    except FileInvalid as exc:
+        assert exc.errors and all(error["path"] and error["message"] for error in exc.errors)
+        return
+    assert doc.task_id == "T-1" and len(doc.task_blob_sha) in (40, 64)
+    assert len(set(doc.by())) == len(doc.approvals), "approvers are distinct"
 
 
 # -- the mirror --------------------------------------------------------------------------------------
