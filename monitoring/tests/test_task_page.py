@@ -345,3 +345,25 @@ def test_two_approvals_for_high_risk_the_page_counts_and_each_approver_decides_o
     )
     assert response.status_code == 303
     assert Task.objects.get(task_id="DEMO-1").status == "approved"
+
+
+def test_the_page_says_who_may_decide_why_not_and_which_approvals_a_change_voided(client, store):
+    from ssot.paths import POLICY_PATH
+
+    commit(store, {POLICY_PATH: {"levels": {"high": {"approvals": 2, "groups": ["approvers"]}}}})
+    write(store, doc(requested_by="olga"))
+    ssot_services.task_approve(task_id="DEMO-1", actor=make_user("approver", username="alice").username)
+
+    client.force_login(make_user("approver", username="olga"))
+    _, body = page(client)
+    text = " ".join(html.unescape(body).split())
+    assert "Who may decide: members of approvers, never the person who requested it (olga)." in text
+    assert "You cannot approve: olga requested task DEMO-1; the policy refuses self-approval" in text
+    assert f"policy/approvals.json at <code>{store.entry(store.head(), POLICY_PATH).sha[:10]}</code>" in text
+
+    write(store, doc(requested_by="olga", description="changed after alice approved"))
+    client.force_login(make_user("approver", username="bob"))
+    _, body = page(client)
+    text = " ".join(html.unescape(body).split())
+    assert "1 approval of an earlier version no longer counts; the task changed since: alice." in text
+    assert "(0 so far on this version)" in text

@@ -187,7 +187,8 @@ def carried_state(event: dict[str, Any], task_id: str) -> dict[str, Any] | None:
 
 def _must_reread(event: dict[str, Any], task_id: str) -> bool:
     """The task was removed, or a sync changed too much for per-row events."""
-    removed = event.get("task_id") == task_id and event.get("task") is None
+    # An event about the task without its row (approval_progress) is not a removal: nothing to re-read.
+    removed = event.get("task_id") == task_id and "task" in event and event["task"] is None
     return removed or event.get("type") == "sync"
 
 

@@ -308,3 +308,29 @@ def test_mirrored_tasks_cannot_be_added_edited_or_deleted(tasks, client):
         == 302
     )
     assert Task.objects.filter(task_id="T-1", status="awaiting_approval").exists()
+
+
+def test_the_admin_action_follows_the_policy_and_the_task_page_explains_it(tasks, client):
+    commit(tasks, {"policy/approvals.json": {"levels": {"high": {"approvals": 2, "groups": ["approvers"]}}}})
+    sync()
+    login(client, "approver")
+    response = apply(client, "approve_tasks", "T-1")
+    assert texts(response) == [
+        "T-1: approval recorded (1 of 2 for this version); it stays awaiting_approval until 1 more."
+    ]
+    task = Task.objects.get(task_id="T-1")
+    html = client.get(f"{CHANGELIST}{task.pk}/change/").content.decode()
+    assert "2 distinct approvals of the same version, by members of <code>approvers</code>" in html
+    assert "approver-user at " in html
+    assert "No approve button: approver-user already approved this version of task T-1" in html
+    assert 'value="approve_tasks"' not in html and 'value="reject_tasks"' in html
+    again = apply(client, "approve_tasks", "T-1")
+    assert texts(again) == [
+        "T-1: not approved. approver-user already approved this version of task T-1; "
+        "approvers must be distinct."
+    ]
+
+    put_tasks(tasks, awaiting("T-1", risk_level="high", title="changed"))
+    html = client.get(f"{CHANGELIST}{task.pk}/change/").content.decode()
+    assert "1 approval of an older version no longer counts; the task changed since: approver-user." in html
+    assert 'value="approve_tasks"' in html
