@@ -32,6 +32,7 @@ from ssot import events
 from ssot.bulk import Upsert, select_in
 from ssot.documents import (
     FileInvalid,
+    dump_json,
     parse_ack,
     parse_approvals,
     parse_audit,
@@ -51,9 +52,18 @@ from ssot.models import (
     Task,
     TaskApprovals,
 )
+from ssot.paths import stem
 from ssot.policy import parse_policy
 
 log = logging.getLogger(__name__)
+
+
+def _rebuilt(row: Message | Ack) -> bytes:
+    """A mirrored message's or ack's file content, rebuilt from its row."""
+    if isinstance(row, Message):
+        return dump_json(row.envelope)
+    return dump_json({"msg_id": row.msg_id, "by": row.by, "at": row.at.isoformat()})
+
 
 # Past this many changed rows, one `sync` event tells clients to reload instead of one event per row.
 EVENTS_PER_BATCH = 200
@@ -284,6 +294,7 @@ class Mirror:
                     self._emit(events.task_update(task))
 
     def _messages(self, files: list[FileUpdate]) -> None:
+        files = self._in_one_place(files, Message)
         # A changed message keeps its ACK state (settled below); a new one starts from its deadline.
         writer = Upsert(Message, unique="msg_id", keep=("created_at", "ack_state"))
         overrides = ack_overrides()
@@ -375,6 +386,7 @@ class Mirror:
         self.counts["escalations"] += len(rows) - len(existing)
 
     def _acks(self, files: list[FileUpdate]) -> None:
+        files = self._in_one_place(files, Ack)
         rows = []
         for update in files:
             try:
@@ -601,6 +613,39 @@ class Mirror:
         writer.write()
         if QuarantinedFile.objects.exists():
             QuarantinedFile.objects.filter(path__in=[f.path for f in files]).delete()
+
+    def _in_one_place(self, files: list[FileUpdate], model: type[Message] | type[Ack]) -> list[FileUpdate]:
+        """The files whose id (their name) is nowhere else: message and ack files may sit in dated
+        sub-folders (SPEC section 4), and an id found at two paths is quarantined in both places.
+
+        The other place may be a file of this pass or a row mirrored before; the row's file is
+        quarantined with content rebuilt from the row (its blob SHA is the file's own).
+        """
+        by_id: dict[str, list[FileUpdate]] = {}
+        for update in files:
+            by_id.setdefault(stem(update.path), []).append(update)
+        elsewhere = {
+            row.msg_id: row
+            for row in model.objects.filter(msg_id__in=list(by_id), ssot_path__isnull=False).exclude(
+                ssot_path__in=[update.path for update in files]
+            )
+        }
+        kept: list[FileUpdate] = []
+        for msg_id, updates in by_id.items():
+            row = elsewhere.get(msg_id)
+            paths = [update.path for update in updates] + ([row.ssot_path] if row else [])
+            if len(paths) == 1:
+                kept.extend(updates)
+                continue
+            for path in paths:
+                others = ", ".join(other for other in paths if other != path)
+                error = {"path": "$", "message": f"the id {msg_id} is also at {others}: one file per id"}
+                update = next((u for u in updates if u.path == path), None)
+                if update is None and row is not None:
+                    update = FileUpdate(path, updates[0].kind, row.blob_sha, _rebuilt(row))
+                if update is not None:
+                    self._quarantine(update, [error])
+        return kept
 
     def _refuse(self, update: FileUpdate, exc: Exception) -> None:
         """Quarantine a file that failed to be read, checked or converted; a database error goes up."""

@@ -264,3 +264,32 @@ def test_an_unreachable_ssot_is_reported_and_recorded(store, monkeypatch):
         sync()
     state = sync_state()
     assert (state.consecutive_errors, state.last_error) == (1, "SSOT unavailable: disk gone")
+
+
+def test_a_message_id_found_at_two_paths_is_quarantined_in_both_places(store):
+    """SPEC section 4: message and ack files may sit in dated sub-folders; the file name is what counts,
+    and an id found twice is quarantined in both places (here: first mirrored flat, then pushed dated)."""
+    message = dispatch("T-1", n=1)
+    flat = f"messages/{message['msg_id']}.json"
+    dated = f"messages/2026/11/01/{message['msg_id']}.json"
+    commit(store, {flat: message})
+    sync()
+    assert Message.objects.filter(msg_id=message["msg_id"]).exists()
+
+    commit(store, {dated: message})
+    report = sync()
+
+    assert sorted(report.quarantined) == sorted([flat, dated])
+    assert not Message.objects.filter(msg_id=message["msg_id"]).exists()
+    reasons = dict(QuarantinedFile.objects.values_list("path", "errors"))
+    assert f"also at {dated}" in reasons[flat][0]["message"]
+    assert f"also at {flat}" in reasons[dated][0]["message"]
+    # Both in one pass (a full resync reads quarantined files again): still both quarantined.
+    sync(full=True)
+    assert set(QuarantinedFile.objects.values_list("path", flat=True)) == {flat, dated}
+    # One of them removed: the other is mirrored again by the next full resync.
+    commit(store, deletes=(flat,))
+    sync()
+    sync(full=True)
+    assert Message.objects.get(msg_id=message["msg_id"]).ssot_path == dated
+    assert differences(store) == []
