@@ -633,18 +633,16 @@ class Mirror:
         kept: list[FileUpdate] = []
         for msg_id, updates in by_id.items():
             row = elsewhere.get(msg_id)
-            paths = [update.path for update in updates] + ([row.ssot_path] if row else [])
-            if len(paths) == 1:
+            places = list(updates)
+            if row is not None and row.ssot_path:
+                places.append(FileUpdate(row.ssot_path, updates[0].kind, row.blob_sha, _rebuilt(row)))
+            if len(places) == 1:
                 kept.extend(updates)
                 continue
-            for path in paths:
-                others = ", ".join(other for other in paths if other != path)
-                error = {"path": "$", "message": f"the id {msg_id} is also at {others}: one file per id"}
-                update = next((u for u in updates if u.path == path), None)
-                if update is None and row is not None:
-                    update = FileUpdate(path, updates[0].kind, row.blob_sha, _rebuilt(row))
-                if update is not None:
-                    self._quarantine(update, [error])
+            for place in places:
+                others = ", ".join(other.path for other in places if other.path != place.path)
+                message = f"the id {msg_id} is also at {others}: one file per id"
+                self._quarantine(place, [{"path": "$", "message": message}])
         return kept
 
     def _refuse(self, update: FileUpdate, exc: Exception) -> None:
