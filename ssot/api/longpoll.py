@@ -186,10 +186,10 @@ def carried_state(event: dict[str, Any], task_id: str) -> dict[str, Any] | None:
 
 
 def _must_reread(event: dict[str, Any], task_id: str) -> bool:
-    """The task was removed, or a sync changed too much for per-row events."""
-    # An event about the task without its row (approval_progress) is not a removal: nothing to re-read.
-    removed = event.get("task_id") == task_id and "task" in event and event["task"] is None
-    return removed or event.get("type") == "sync"
+    """The task was removed, or a sync changed too much for per-row events (other events of the task,
+    `ci_update`, `approval_progress`..., change nothing the answer holds)."""
+    removed = event.get("type") == "task_update" and event.get("task_id") == task_id and event.get("removed")
+    return bool(removed) or event.get("type") == "sync"
 
 
 async def _wait(task_id: str, seconds: float) -> dict[str, Any] | None:
