@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -39,6 +40,17 @@ async def _listeners() -> set:
         return set(layer.groups.get(GROUP, {}))
     connection = layer.connection(layer.consistent_hash(GROUP))
     return set(await connection.zrange(layer._group_key(GROUP), 0, -1))
+
+
+async def answer(request: Any) -> tuple[Any, dict[str, Any]]:
+    """A long-poll's response and its JSON body: a waiting answer streams its body (read here, as the
+    server does at once), any other is a plain response."""
+    response = await request
+    if response.streaming:
+        body = b"".join([chunk async for chunk in response.streaming_content])
+    else:
+        body = response.content
+    return response, json.loads(body)
 
 
 async def until_waiting(before: set) -> set:
@@ -150,11 +162,10 @@ def test_other_methods_are_a_405(bearer, client):
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 async def test_it_answers_as_soon_as_the_task_is_approved(bearer):
     before = await _listeners()
-    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer))
+    poll = asyncio.create_task(answer(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer)))
     joined = await until_waiting(before)
     await sync_to_async(services.task_approve)(task_id="T-1", actor="alice", reason="ship it")
-    response = await asyncio.wait_for(poll, timeout=10)
-    body = response.json()
+    _, body = await asyncio.wait_for(poll, timeout=10)
     assert (body["status"], body["decided"]) == ("approved", True)
     assert body["decision"] == {
         "action": "approved",
@@ -169,7 +180,7 @@ async def test_it_answers_as_soon_as_the_task_is_approved(bearer):
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 async def test_it_answers_when_the_coordinator_moves_the_task_on_through_the_ssot(bearer, tasks):
     before = await _listeners()
-    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer))
+    poll = asyncio.create_task(answer(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer)))
     await until_waiting(before)
 
     def coordinator_withdraws() -> None:
@@ -177,16 +188,15 @@ async def test_it_answers_when_the_coordinator_moves_the_task_on_through_the_sso
         sync()
 
     await sync_to_async(coordinator_withdraws)()
-    body = (await asyncio.wait_for(poll, timeout=10)).json()
+    body = (await asyncio.wait_for(poll, timeout=10))[1]
     assert (body["status"], body["decided"], body["decision"]) == ("in_progress", True, None)
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 async def test_without_a_decision_it_answers_undecided_when_the_wait_runs_out(bearer):
     started = time.monotonic()
-    response = await AsyncClient().get("/api/tasks/T-1/decision/?wait=0.5", headers=bearer)
+    _, body = await answer(AsyncClient().get("/api/tasks/T-1/decision/?wait=0.5", headers=bearer))
     elapsed = time.monotonic() - started
-    body = response.json()
     assert (body["status"], body["decided"]) == ("awaiting_approval", False)
     assert 0.5 <= body["waited"] < 3
     assert 0.5 <= elapsed < 3
@@ -195,10 +205,10 @@ async def test_without_a_decision_it_answers_undecided_when_the_wait_runs_out(be
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 async def test_events_about_other_tasks_do_not_end_the_wait(bearer):
     before = await _listeners()
-    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=1", headers=bearer))
+    poll = asyncio.create_task(answer(AsyncClient().get("/api/tasks/T-1/decision/?wait=1", headers=bearer)))
     await until_waiting(before)
     await sync_to_async(services.task_override)(task_id="T-2", actor="olga", reason="parked", status="parked")
-    body = (await asyncio.wait_for(poll, timeout=10)).json()
+    body = (await asyncio.wait_for(poll, timeout=10))[1]
     assert (body["task_id"], body["decided"]) == ("T-1", False)
     assert body["waited"] >= 1
 
@@ -214,19 +224,19 @@ async def test_a_partial_approval_does_not_end_the_wait_and_the_last_one_does(be
 
     await sync_to_async(two_approvers)()
     before = await _listeners()
-    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=1", headers=bearer))
+    poll = asyncio.create_task(answer(AsyncClient().get("/api/tasks/T-1/decision/?wait=1", headers=bearer)))
     await until_waiting(before)
     partial = await sync_to_async(services.task_approve)(task_id="T-1", actor="alice")
     assert (partial.have, partial.need) == (1, 2)
-    body = (await asyncio.wait_for(poll, timeout=10)).json()
+    body = (await asyncio.wait_for(poll, timeout=10))[1]
     assert (body["status"], body["decided"]) == ("awaiting_approval", False)
     assert body["waited"] >= 1
 
     before = await _listeners()
-    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer))
+    poll = asyncio.create_task(answer(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer)))
     await until_waiting(before)
     await sync_to_async(services.task_approve)(task_id="T-1", actor="bob", reason="second")
-    body = (await asyncio.wait_for(poll, timeout=10)).json()
+    body = (await asyncio.wait_for(poll, timeout=10))[1]
     assert (body["status"], body["decided"], body["decision"]["by"]) == ("approved", True, "bob")
 
 
@@ -235,11 +245,11 @@ async def test_many_waits_share_one_thread_and_end_together(bearer):
     """Twenty concurrent waits: none holds a thread, so they all end with their deadline."""
     client = AsyncClient()
     started = time.monotonic()
-    responses = await asyncio.gather(
-        *(client.get("/api/tasks/T-1/decision/?wait=1", headers=bearer) for _ in range(20))
+    answers = await asyncio.gather(
+        *(answer(client.get("/api/tasks/T-1/decision/?wait=1", headers=bearer)) for _ in range(20))
     )
     assert time.monotonic() - started < 5
-    assert all(response.json()["decided"] is False for response in responses)
+    assert all(body["decided"] is False for _, body in answers)
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -250,11 +260,11 @@ async def test_with_the_channel_layer_down_it_polls_the_database(bearer, setting
             "CONFIG": {"hosts": ["redis://127.0.0.1:1"]},
         }
     }
-    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=30", headers=bearer))
+    poll = asyncio.create_task(answer(AsyncClient().get("/api/tasks/T-1/decision/?wait=30", headers=bearer)))
     # Nothing to await here: with no channel layer, no event says the poll started waiting.
     await asyncio.sleep(0.3)
     await sync_to_async(services.task_approve)(task_id="T-1", actor="alice")
-    body = (await asyncio.wait_for(poll, timeout=10)).json()
+    body = (await asyncio.wait_for(poll, timeout=10))[1]
     assert (body["status"], body["decided"]) == ("approved", True)
     assert 0.2 < body["waited"] < 5
 
@@ -269,7 +279,7 @@ async def test_a_waiter_listens_on_its_tasks_group_not_on_every_event(bearer):
 
     layer: Any = get_channel_layer()
     before = await _listeners()
-    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer))
+    poll = asyncio.create_task(answer(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer)))
     [channel] = await until_waiting(before)
 
     async def members(group: str) -> set:
@@ -282,7 +292,7 @@ async def test_a_waiter_listens_on_its_tasks_group_not_on_every_event(bearer):
     assert channel not in await members(EVERY_EVENT)
     assert channel not in await members(task_group("T-2"))
     await sync_to_async(services.task_approve)(task_id="T-1", actor="alice")
-    assert (await asyncio.wait_for(poll, timeout=10)).json()["decided"] is True
+    assert (await asyncio.wait_for(poll, timeout=10))[1]["decided"] is True
     assert channel not in await members(task_group("T-1"))
 
 
@@ -294,7 +304,7 @@ async def test_the_answer_is_built_from_the_decision_event_without_reading_the_r
     from ssot.models import Task
 
     before = await _listeners()
-    poll = asyncio.create_task(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer))
+    poll = asyncio.create_task(answer(AsyncClient().get("/api/tasks/T-1/decision/?wait=60", headers=bearer)))
     await until_waiting(before)
     task = await Task.objects.aget(task_id="T-1")
     task.status = "approved"
@@ -309,7 +319,7 @@ async def test_the_answer_is_built_from_the_decision_event_without_reading_the_r
     )
     await sync_to_async(events.send_now)(event)
 
-    body = (await asyncio.wait_for(poll, timeout=10)).json()
+    body = (await asyncio.wait_for(poll, timeout=10))[1]
 
     assert (body["status"], body["decided"], body["blob_sha"]) == ("approved", True, task.blob_sha)
     assert body["decision"] == {
