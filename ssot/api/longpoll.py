@@ -4,11 +4,12 @@ A plain Django view (DRF has no async views) that checks the request in one thre
 with a body that waits on the event loop (`StreamingHttpResponse` over an async iterator), so a waiting
 request holds neither a worker thread nor a database connection: it authenticates like the API (API
 key, JWT, else the session), reads the row, then subscribes, re-reads it, and waits on the channel
-layer's group of its own task (`task.<task_id>`, see ssot.events.groups_of) — not on every event. A task event carries the task's status,
-blob SHA and latest decision, so the answer is built from the event itself, with no re-read: 200
-waiters are answered by one group send each, not by 200 queries. The row is re-read only when the
-task is removed, when a sync was too large for per-row events (the `events.reload` group), every
-RECHECK_SEC as a safety net for a missed event, and every POLL_SEC when no channel layer can be reached.
+layer's group of its own task (`task.<task_id>`, see ssot.events.groups_of) — not on every event.
+A task event carries the task's status, blob SHA and latest decision, so the answer is built from the
+event itself, with no re-read: 200 waiters are answered by one group send each, not by 200 queries.
+The row is re-read only when the task is removed, when a sync was too large for per-row events (the
+`events.reload` group), every RECHECK_SEC as a safety net for a missed event, and every POLL_SEC when
+no channel layer can be reached.
 """
 
 from __future__ import annotations
