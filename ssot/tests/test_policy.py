@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from hypothesis import given, settings
@@ -368,3 +369,28 @@ def test_approval_status_of_a_decided_task_offers_no_button(store):
     status = approval_status(Task.objects.get(), make_user("approver"))
     assert (status.may_approve, status.may_reject, status.why_not_code) == (False, False, "not_awaiting")
     assert status.approvals == [{"by": "a", "at": "t", "reason": ""}]
+
+
+@pytest.mark.django_db
+def test_the_policy_history_is_git_log_of_policy(ssot_path):
+    from ssot.stores.factory import get_store
+
+    store = get_store()
+    commit(store, {POLICY_PATH: TWO_FOR_HIGH}, author="lead", message="policy: two approvers for high risk")
+    commit(store, {"tasks/T-1.json": task_doc("T-1")})
+    commit(
+        store,
+        {POLICY_PATH: {**TWO_FOR_HIGH, "self_approval": True}},
+        author="lead",
+        message="policy: allow self",
+    )
+    log = subprocess.run(
+        ["git", "--git-dir", str(ssot_path), "log", "--format=%an: %s", "--", "policy/"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert log.stdout.splitlines() == [
+        "lead: policy: allow self",
+        "lead: policy: two approvers for high risk",
+    ]
