@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from jsonschema import Draft202012Validator
 
 from amp.jsonschema import build_policy_schema
@@ -174,6 +175,27 @@ def approve_refusal(
     return None
 
 
+def split_approvals(
+    entries: list[dict[str, Any]], *, risk_level: str, policy: Policy, requested_by: object
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The approvals of a version that count, and those that do not: an approval counts only while its
+    author may approve at this level (an account removed from the groups, deactivated, unknown, or the
+    requester under `self_approval: false` is not counted, whoever wrote the file)."""
+    level = policy.level(risk_level)
+    model = get_user_model()
+    names = [str(entry.get("by", "")) for entry in entries]
+    users = {
+        user.get_username(): user for user in model.objects.filter(**{f"{model.USERNAME_FIELD}__in": names})
+    }
+    counted: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
+    for name, entry in zip(names, entries, strict=True):
+        requester = not policy.self_approval and isinstance(requested_by, str) and requested_by == name
+        refused = requester or decide_refusal(users.get(name), risk_level=risk_level, level=level) is not None
+        (dropped if refused else counted).append(entry)
+    return counted, dropped
+
+
 # -- what the admin and the task page show --------------------------------------------------------------
 
 
@@ -194,6 +216,8 @@ class ApprovalStatus:
     approvals: list[dict[str, Any]] = field(default_factory=list)
     # Approvals given to an older version of the task: they no longer count.
     voided: list[dict[str, Any]] = field(default_factory=list)
+    # Approvals of this version by people who may not approve (any longer): they do not count.
+    discounted: list[dict[str, Any]] = field(default_factory=list)
     may_approve: bool = False
     may_reject: bool = False
     why_not: str = ""
@@ -213,6 +237,7 @@ class ApprovalStatus:
             "requested_by": self.requested_by,
             "approvals": self.approvals,
             "voided": self.voided,
+            "discounted": self.discounted,
             "may_approve": self.may_approve,
             "may_reject": self.may_reject,
             "why_not": self.why_not,
@@ -245,12 +270,15 @@ def approval_status(task: Task, user: Any, *, policy: Policy | None = None) -> A
     awaiting = task.status == Task.AWAITING_APPROVAL
     approvals: list[dict[str, Any]] = []
     voided: list[dict[str, Any]] = []
+    discounted: list[dict[str, Any]] = []
     if awaiting:
         pending = TaskApprovals.objects.filter(task_id=task.task_id).first()
         if pending is not None:
             entries = _approval_entries(pending.approvals)
             if pending.task_blob_sha == task.blob_sha:
-                approvals = entries
+                approvals, discounted = split_approvals(
+                    entries, risk_level=task.risk_level, policy=policy, requested_by=requested_by
+                )
             else:
                 voided = entries
     elif task.status == "approved":
@@ -266,7 +294,7 @@ def approval_status(task: Task, user: Any, *, policy: Policy | None = None) -> A
             risk_level=task.risk_level,
             policy=policy,
             requested_by=requested_by,
-            approved_by=[entry["by"] for entry in approvals],
+            approved_by=[entry["by"] for entry in approvals + discounted],
         )
         reject_refusal = decide_refusal(user, risk_level=task.risk_level, level=level)
     return ApprovalStatus(
@@ -281,6 +309,7 @@ def approval_status(task: Task, user: Any, *, policy: Policy | None = None) -> A
         requested_by=requested_by if isinstance(requested_by, str) else "",
         approvals=approvals,
         voided=voided,
+        discounted=discounted,
         may_approve=refusal is None,
         may_reject=reject_refusal is None,
         why_not=refusal.message if refusal else "",

@@ -49,6 +49,7 @@ from ssot.policy import (
     decide_refusal,
     parse_policy,
     policy_in_force,
+    split_approvals,
 )
 from ssot.stores.base import git_blob_sha
 from ssot.writing import Committed, Draft, HeadView, write
@@ -278,8 +279,12 @@ def task_approve(*, task_id: str, actor: str, reason: str = "", expected_sha: st
         if refusal is not None:
             raise Forbidden(refusal.message)
         now = timezone.now().isoformat()
-        approvals = [*pending, {"by": actor, "at": now, "reason": reason}]
-        have = len(approvals)
+        entry = {"by": actor, "at": now, "reason": reason}
+        approvals = [*pending, entry]
+        counted, _ = split_approvals(
+            pending, risk_level=risk_level, policy=policy, requested_by=document.get("requested_by")
+        )
+        have = len(counted) + 1
         extra = {"have": have, "need": need, "blob_sha": read.sha}
         if have < need:
             record = {"task_id": task_id, "blob_sha": read.sha, "approvals": approvals}
@@ -297,7 +302,7 @@ def task_approve(*, task_id: str, actor: str, reason: str = "", expected_sha: st
             approved_by=actor,
             approved_at=now,
             approval_reason=reason,
-            approvals=approvals,
+            approvals=[*counted, entry],
             last_writer="admin",
         )
         return _Step(

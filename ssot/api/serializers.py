@@ -150,6 +150,10 @@ class ApprovalStatusSerializer(serializers.Serializer):
     voided = ApprovalEntrySerializer(
         many=True, help_text="Approvals of an older version of the task: they no longer count."
     )
+    discounted = ApprovalEntrySerializer(
+        many=True,
+        help_text="Approvals of this version by people who may not approve (any longer): they do not count.",
+    )
     may_approve = serializers.BooleanField()
     may_reject = serializers.BooleanField()
     why_not = serializers.CharField(allow_blank=True, help_text="Why the caller may not approve.")

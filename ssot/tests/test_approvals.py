@@ -13,7 +13,7 @@ from core.errors import Forbidden, StaleSha
 from ssot import services
 from ssot.models import AuditEntry, Task, TaskApprovals
 from ssot.paths import POLICY_PATH
-from ssot.policy import policy_in_force
+from ssot.policy import approval_status, policy_in_force
 from ssot.sync import sync
 from ssot.verify import differences
 from testing.api import make_user
@@ -257,3 +257,27 @@ def test_the_audit_line_of_a_partial_approval_says_how_far_it_is(store, high):
     services.task_approve(task_id="T-1", actor="alice", reason="ok")
     line = json.loads(AuditEntry.objects.get(action="approval_recorded").raw)
     assert (line["have"], line["need"], line["blob_sha"], line["detail"]) == (1, 2, high, "ok")
+
+
+def test_an_approval_counts_only_while_its_author_may_approve(store, high, people):
+    services.task_approve(task_id="T-1", actor="alice")
+    people["alice"].groups.clear()
+    decision = services.task_approve(task_id="T-1", actor="bob")
+    assert (decision.status, decision.have, decision.need) == ("awaiting_approval", 1, 2)
+    assert services.task_approve(task_id="T-1", actor="carol").status == "approved"
+    document = read_json(store, "tasks/T-1.json")
+    assert [entry["by"] for entry in document["approvals"]] == ["bob", "carol"]
+
+
+def test_approvals_written_into_the_file_by_hand_count_only_for_people_who_may_approve(store, high, people):
+    forged = [
+        {"by": name, "at": "2026-11-30T10:00:00+00:00", "reason": "trust me"}
+        for name in ("mallory", "executor", "olga")
+    ]
+    commit(store, {"approvals/T-1.json": {"task_id": "T-1", "blob_sha": high, "approvals": forged}})
+    sync()
+    make_user("executor")
+    status = approval_status(Task.objects.get(), people["bob"])
+    assert (status.have, [entry["by"] for entry in status.discounted]) == (0, ["mallory", "executor", "olga"])
+    decision = services.task_approve(task_id="T-1", actor="bob")
+    assert (decision.status, decision.have) == ("awaiting_approval", 1)
