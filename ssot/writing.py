@@ -181,7 +181,9 @@ class _Pending:
 
 _queue: deque[_Pending] = deque()
 _queue_lock = threading.Lock()
-_leader = threading.Lock()
+# Notified whenever a leader is done: the changes it wrote return, and one waiter leads next.
+_turn = threading.Condition(_queue_lock)
+_leading = False  # a thread of this process is writing a batch (read and set under _queue_lock)
 
 
 def write(
@@ -202,48 +204,55 @@ def write(
     # Inside a transaction, the caller's drafts must see its uncommitted rows and its rows must join its
     # transaction: it writes alone, in its own thread, as before group commit.
     alone = connection.in_atomic_block
-    if not alone:
-        with _queue_lock:
-            _queue.append(pending)
     # Queued, a request uses no CPU; leading, it writes for the whole queue, one thread per process:
     # either way another request may run meanwhile (core.blocking).
     with blocked():
-        while not pending.done.is_set():
-            if not _leader.acquire(timeout=max(pending.deadline - time.monotonic(), 0.0)):
-                if alone or _withdraw([pending]):
-                    raise SsotBusy(
-                        "The SSOT is busy with other changes; nothing was written. Try again shortly.",
-                        retry_after=1,
-                    )
-                pending.done.wait()  # a leader has taken it: it is being written now
-                break
+        if not alone:
+            with _turn:
+                _queue.append(pending)
+        while batch := _wait_for_turn(pending, alone):
             try:
-                if not pending.done.is_set():
-                    _lead([pending] if alone else _take(), own=pending)
+                _lead(batch, own=pending)
             finally:
-                _leader.release()
+                _end_turn()
     if pending.error is not None:
         raise pending.error
     return pending.result
 
 
-def _take() -> list[_Pending]:
-    with _queue_lock:
+def _wait_for_turn(pending: _Pending, alone: bool) -> list[_Pending]:
+    """Wait until `pending` is written (returns []) or this thread leads (returns the batch to write)."""
+    global _leading
+    with _turn:
+        while _leading and not pending.done.is_set():
+            remaining = pending.deadline - time.monotonic()
+            if remaining > 0:
+                _turn.wait(remaining)
+            elif alone or pending in _queue:
+                if not alone:
+                    _queue.remove(pending)
+                raise SsotBusy(
+                    "The SSOT is busy with other changes; nothing was written. Try again shortly.",
+                    retry_after=1,
+                )
+            else:
+                _turn.wait()  # a leader has taken it: it is being written now
+        if pending.done.is_set():
+            return []
+        _leading = True
+        if alone:
+            return [pending]
         batch = list(_queue)[:BATCH_FILES]
         for _ in batch:
             _queue.popleft()
-    return batch
+        return batch
 
 
-def _withdraw(pendings: Iterable[_Pending]) -> bool:
-    """Take these changes out of the queue; False if one was no longer there (a leader has it)."""
-    with _queue_lock:
-        try:
-            for pending in pendings:
-                _queue.remove(pending)
-        except ValueError:
-            return False
-    return True
+def _end_turn() -> None:
+    global _leading
+    with _turn:
+        _leading = False
+        _turn.notify_all()
 
 
 def _requeue(pendings: list[_Pending]) -> None:
@@ -461,8 +470,7 @@ def _mirror(committed: Committed, *, before: Callable[[], None] | None = None) -
                 SyncState.objects.filter(pk=sync_state().pk, head=committed.parent).update(
                     head=committed.head
                 )
-            for event in mirror.events:
-                events.broadcast_on_commit(event)
+            events.broadcast_all_on_commit(mirror.events)
             return mirror
     except DatabaseError:
         log.exception(
