@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -88,60 +88,130 @@ def parse_wait(raw: str | None) -> float | None:
     return value
 
 
+_FAILED: dict[str, Any] = {"type": "_layer_failed"}
+
+
+class _Subscription:
+    """One channel of the layer per task and event loop, shared by every waiter on that task: the layer
+    delivers one copy of an event to this process (channels-redis pops the copies of a group send one
+    Redis round trip at a time, so 200 waiters with a channel each were answered over ~300 ms), and
+    this puts it in each waiter's queue. Made by the first waiter, dropped by the last."""
+
+    _open: ClassVar[dict[tuple[int, str], _Subscription]] = {}
+
+    def __init__(self, layer: Any, task_id: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.layer = layer
+        self.key = (id(loop), task_id)
+        self.loop = loop
+        self.groups = [task_group(task_id), RELOAD_GROUP]
+        self.channel = ""
+        self.queues: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.ready = asyncio.Event()
+        self.failed = False
+        self.reader: asyncio.Future[None] | None = None
+
+    @classmethod
+    async def join(cls, task_id: str) -> tuple[_Subscription, asyncio.Queue[dict[str, Any]]] | None:
+        """Subscribe to the task's events (None: no channel layer can be reached)."""
+        layer = get_channel_layer()
+        if layer is None:
+            return None
+        loop = asyncio.get_running_loop()
+        found = cls._open.get((id(loop), task_id))
+        if found is None or found.loop is not loop or found.failed:
+            found = cls(layer, task_id, loop)
+            cls._open[found.key] = found
+            try:
+                found.channel = await layer.new_channel()
+                for group in found.groups:
+                    await layer.group_add(group, found.channel)
+            except Exception:
+                found.failed = True
+                cls._open.pop(found.key, None)
+                raise
+            finally:
+                found.ready.set()
+            found.reader = asyncio.ensure_future(found._read())
+        else:
+            await found.ready.wait()
+            if found.failed:
+                raise RuntimeError("the channel layer failed")
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        found.queues.add(queue)
+        return found, queue
+
+    async def leave(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self.queues.discard(queue)
+        if self.queues:
+            return
+        if self._open.get(self.key) is self:
+            del self._open[self.key]
+        if self.reader is not None:
+            self.reader.cancel()
+        try:
+            for group in self.groups:
+                await self.layer.group_discard(group, self.channel)
+        except Exception:
+            log.warning("decision long-poll: could not leave the task's group", exc_info=True)
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("decision long-poll: the channel layer failed, polling instead", exc_info=True)
+                self.failed = True
+                for queue in list(self.queues):
+                    queue.put_nowait(_FAILED)
+                return
+            event = message.get("event") if isinstance(message, dict) else None
+            if isinstance(event, dict):
+                for queue in list(self.queues):
+                    queue.put_nowait(event)
+
+
 class _Events:
-    """A subscription to one task's events (and the reload syncs); without a channel layer it only sleeps."""
+    """A waiter's view of its task's events (and the reload syncs); without a channel layer it sleeps."""
 
     def __init__(self, task_id: str) -> None:
-        self.layer: Any = None
-        self.channel = ""
-        self.groups = [task_group(task_id), RELOAD_GROUP]
-        self._receiver: asyncio.Future | None = None
+        self.task_id = task_id
+        self.subscription: _Subscription | None = None
+        self.queue: asyncio.Queue[dict[str, Any]] | None = None
+        self.dead = False  # the layer failed: poll the database instead
 
     @property
     def live(self) -> bool:
-        return self.layer is not None
+        return self.queue is not None and not self.dead
 
     async def __aenter__(self) -> _Events:
         try:
-            layer = get_channel_layer()
-            if layer is not None:
-                self.channel = await layer.new_channel()
-                for group in self.groups:
-                    await layer.group_add(group, self.channel)
-                self.layer = layer
+            joined = await _Subscription.join(self.task_id)
         except Exception:
             log.warning("decision long-poll: no channel layer, polling the database instead", exc_info=True)
+            joined = None
+        if joined is not None:
+            self.subscription, self.queue = joined
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._receiver is not None:
-            self._receiver.cancel()
-        if self.layer is not None:
-            try:
-                for group in self.groups:
-                    await self.layer.group_discard(group, self.channel)
-            except Exception:
-                log.warning("decision long-poll: could not leave the task's group", exc_info=True)
+        if self.subscription is not None and self.queue is not None:
+            await self.subscription.leave(self.queue)
 
     async def next(self, timeout: float) -> dict[str, Any] | None:
-        """The next event within `timeout` seconds, or None. A receive is never cancelled mid-wait."""
-        if self.layer is None:
+        """The next event within `timeout` seconds, or None."""
+        if self.queue is None or self.dead:
             await asyncio.sleep(timeout)
             return None
-        if self._receiver is None:
-            self._receiver = asyncio.ensure_future(self.layer.receive(self.channel))
-        done, _ = await asyncio.wait({self._receiver}, timeout=timeout)
-        if not done:
-            return None
-        receiver, self._receiver = self._receiver, None
         try:
-            message = receiver.result()
-        except Exception:
-            log.warning("decision long-poll: the channel layer failed, polling instead", exc_info=True)
-            self.layer = None
+            event = await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
             return None
-        event = message.get("event") if isinstance(message, dict) else None
-        return event if isinstance(event, dict) else None
+        if event is _FAILED:
+            self.dead = True
+            return None
+        return event
 
 
 def carried_state(event: dict[str, Any], task_id: str) -> dict[str, Any] | None:

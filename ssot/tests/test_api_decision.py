@@ -340,3 +340,36 @@ def test_long_task_ids_get_valid_group_names():
         name = task_group(task_id[:128])
         assert BaseChannelLayer().require_valid_group_name(name)
     assert task_group("a" * 127 + "b") != task_group("a" * 127 + "c")
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_waiters_on_one_task_share_one_subscription_and_are_all_answered(bearer):
+    """Thirty waiters on T-1: one channel in its group (the layer delivers one copy to the process)."""
+    from ssot.events import task_group
+
+    layer: Any = get_channel_layer()
+
+    async def members(group: str) -> set:
+        if hasattr(layer, "groups"):
+            return set(layer.groups.get(group, {}))
+        connection = layer.connection(layer.consistent_hash(group))
+        return set(await connection.zrange(layer._group_key(group), 0, -1))
+
+    before = await members(task_group("T-1"))
+    client = AsyncClient()
+    polls = [
+        asyncio.create_task(answer(client.get("/api/tasks/T-1/decision/?wait=60", headers=bearer)))
+        for _ in range(30)
+    ]
+    from ssot.api.longpoll import _Subscription
+
+    deadline = time.monotonic() + 10
+    while sum(len(sub.queues) for sub in _Subscription._open.values()) < 30:
+        assert time.monotonic() < deadline, "the thirty long-polls never all subscribed"
+        await asyncio.sleep(0.01)
+    assert len(await members(task_group("T-1")) - before) == 1
+    await sync_to_async(services.task_approve)(task_id="T-1", actor="alice")
+    answers = await asyncio.wait_for(asyncio.gather(*polls), timeout=20)
+    assert all(body["decided"] and body["status"] == "approved" for _, body in answers)
+    assert await members(task_group("T-1")) - before == set()
+    assert not _Subscription._open
