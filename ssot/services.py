@@ -430,11 +430,7 @@ def _message_candidates(msg_id: str, dated: str | None = None) -> list[str]:
 
 def _find(view: HeadView, paths: list[str]) -> tuple[str, tuple[str, bytes] | None]:
     """The first of `paths` that holds a file at the view, with its (blob SHA, content)."""
-    for path in paths:
-        found = view.read(path)
-        if found is not None:
-            return path, found
-    return paths[0], None
+    return view.find(paths)
 
 
 def _write_message(

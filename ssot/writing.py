@@ -77,6 +77,31 @@ class HeadView:
         entry = self.store.entry(self.head, path)
         return entry.sha if entry else None
 
+    def find(self, paths: list[str]) -> tuple[str, tuple[str, bytes] | None]:
+        """The first of `paths` that holds a file, with its (blob SHA, content); else (paths[0], None).
+        One ledger query for all of them where the ledger is exact."""
+        if self.ledger_exact and self.head is not None:
+            asked = [path for path in paths if path not in self.drafted]
+            shas = (
+                dict(SsotFile.objects.filter(path__in=asked).values_list("path", "blob_sha")) if asked else {}
+            )
+            for path in paths:
+                if path in self.drafted:
+                    data = self.drafted[path]
+                    if data is not None:
+                        return path, (git_blob_sha(data), data)
+                elif shas.get(path):
+                    try:
+                        return path, (shas[path], self.store.read(shas[path]))
+                    except StoreNotFound:
+                        continue  # a submodule entry (quarantined): no file
+            return paths[0], None
+        for path in paths:
+            found = self.read(path)
+            if found is not None:
+                return path, found
+        return paths[0], None
+
     def read(self, path: str) -> tuple[str, bytes] | None:
         if path in self.drafted:
             data = self.drafted[path]
