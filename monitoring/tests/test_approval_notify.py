@@ -318,3 +318,21 @@ def test_the_escalation_expiry_id_fits_a_long_task_id():
 
     msg_id = approval_escalation_id("T" * 128, T0 + timedelta(hours=1))
     assert len(msg_id) <= 128 and msg_id.startswith("escalation-approval-")
+
+
+def test_a_sync_too_large_for_events_still_notifies_at_once(phone, store, django_capture_on_commit_callbacks):
+    """Over EVENTS_PER_BATCH changed rows the sync sends one `sync` event (reload), no per-task event: the
+    listener looks for the waits that are out of date."""
+    from ssot.mirror import EVENTS_PER_BATCH
+    from testing.content import commit, task_doc
+
+    files = {task_path(f"BULK-{n}"): task_doc(f"BULK-{n}") for n in range(EVENTS_PER_BATCH + 1)}
+    files[task_path("DEMO-1")] = doc()
+    commit(store, files, author="coordinator")
+    sync()  # the first sync is full and sends no per-row events either
+    changed = {path: {**document, "v": 2} for path, document in files.items()}
+    commit(store, {**changed, task_path("DEMO-2"): doc("DEMO-2")})
+
+    arrive(django_capture_on_commit_callbacks)
+
+    assert sorted(body["title"].split()[1] for body in approvals(phone)) == ["DEMO-1", "DEMO-2"]
