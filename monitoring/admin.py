@@ -142,12 +142,15 @@ class EscalationAdmin(MirroredAdmin):
 @admin.register(Notification)
 class NotificationAdmin(MirroredAdmin):
     list_display = ["created_at", "title", "state", "attempts", "next_attempt_at", "sent_at"]
-    list_filter = ["state"]
+    list_filter = ["state", "escalate"]
     search_fields = ["title", "body", "escalation_msg_id"]
     fields = [
         "title",
         "body",
+        "link",
         "escalation_msg_id",
+        "key",
+        "escalate",
         "state",
         "attempts",
         "next_attempt_at",
