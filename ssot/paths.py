@@ -9,7 +9,7 @@ from ssot.models import SsotFile
 
 _AUDIT_DAY = re.compile(r"^audit/\d{4}/\d{2}/\d{2}\.jsonl$")
 # Message and ack files may sit in dated sub-folders (SPEC section 4): messages/2026/11/30/{msg_id}.json.
-_DATED = re.compile(r"^\d{4}/\d{2}/\d{2}/")
+_DATED = re.compile(r"^[0-9]{4}/[0-9]{2}/[0-9]{2}/")  # ASCII digits only
 _SHARDED = ("messages/", "acks/")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 LEGACY_AUDIT = "audit/log.jsonl"
@@ -33,7 +33,8 @@ def message_path(msg_id: str) -> str:
 
 def dated_message_path(msg_id: str, when: datetime) -> str:
     """Where the control plane writes a message when SSOT_DATED_FOLDERS is on: its timestamp's UTC day."""
-    return f"messages/{when.astimezone(UTC):%Y/%m/%d}/{msg_id}.json"
+    day = when.astimezone(UTC)
+    return f"messages/{day.year:04d}/{day.month:02d}/{day.day:02d}/{msg_id}.json"
 
 
 def ack_path(msg_id: str) -> str:
