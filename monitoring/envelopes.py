@@ -15,7 +15,7 @@ from django.db.models import Q
 
 import amp
 from monitoring.models import ApprovalWait, Notification
-from ssot.models import Agent, Message, QuarantinedFile, Task
+from ssot.models import Agent, AuditEntry, Message, QuarantinedFile, Task
 from ssot.paths import POLICY_PATH
 from ssot.stores.factory import branch
 
@@ -35,6 +35,10 @@ POLICY_PREFIX = "escalation-policy-"
 POLICY_SUBJECT = "policy"
 APPROVAL_EXPIRED = "approval_expired"
 APPROVAL_PREFIX = "escalation-approval-"
+AUDIT_REWRITTEN = "audit_rewritten"
+DECISION_UNVERIFIED = "decision_unverified"
+AUDIT_PREFIX = "escalation-audit-"
+DECISION_PREFIX = "escalation-decision-"
 SYNC_SUBJECT = "sync"
 MSG_SUBJECT = "msg:"
 
@@ -93,6 +97,16 @@ def policy_escalation_id(blob_sha: str) -> str:
     return _bounded(POLICY_PREFIX, blob_sha)
 
 
+def audit_escalation_id(commit: str) -> str:
+    """The audit_rewritten escalation of one commit (one per commit, however many lines it rewrote)."""
+    return _bounded(AUDIT_PREFIX, commit)
+
+
+def decision_escalation_id(task_id: str, blob_sha: str) -> str:
+    """The decision_unverified escalation of one version of a task."""
+    return _bounded(DECISION_PREFIX, task_id, f"-{blob_sha[:12]}")
+
+
 def build(notification: Notification) -> dict[str, Any] | None:
     """The escalation a claim stands for, or None when what it is about is gone from the mirror."""
     msg_id = notification.escalation_msg_id
@@ -108,6 +122,10 @@ def build(notification: Notification) -> dict[str, Any] | None:
         return _sync_envelope(notification, SYNC_FAILED)
     if msg_id.startswith(POLICY_PREFIX):
         return _policy_envelope(notification)
+    if msg_id.startswith(AUDIT_PREFIX):
+        return _audit_envelope(notification)
+    if msg_id.startswith(DECISION_PREFIX):
+        return _decision_envelope(notification)
     return None
 
 
@@ -299,6 +317,87 @@ def _policy_envelope(notification: Notification) -> dict[str, Any] | None:
             f"Fix {POLICY_PATH} in the SSOT: each error names the field and the reason",
             "Check it before pushing against amp/schema/approval-policy.schema.json",
             "Until then the previous valid policy (or the built-in default) stays in force",
+        ],
+        auto_suspended=False,
+    )
+
+
+def _audit_envelope(notification: Notification) -> dict[str, Any] | None:
+    msg_id = notification.escalation_msg_id
+    commit = msg_id[len(AUDIT_PREFIX) :]
+    lines = list(
+        AuditEntry.objects.filter(rewritten_in=commit).order_by("rewritten_path", "rewritten_line")[:50]
+    )
+    if not lines or audit_escalation_id(commit) != msg_id:
+        return None
+    tasks = [line.task_id for line in lines if line.task_id and amp.is_safe_id(line.task_id)]
+    return amp.build_escalation(
+        msg_id=msg_id,
+        now=notification.created_at,
+        task_id=tasks[0] if tasks else "audit",
+        escalation_type=AUDIT_REWRITTEN,
+        severity="critical",
+        triggered_by=SYSTEM,
+        description=notification.body,
+        affected_msgs=[],
+        snapshot={
+            "subject": f"commit:{commit}",
+            "commit": commit,
+            "author": lines[0].rewritten_by,
+            "lines": [
+                {
+                    "path": line.rewritten_path,
+                    "line": line.rewritten_line,
+                    "how": line.rewritten_how,
+                    "actor": line.actor,
+                    "action": line.action,
+                    "task_id": line.task_id,
+                    "timestamp": iso(line.timestamp),
+                }
+                for line in lines
+            ],
+        },
+        suggested_actions=[
+            f"Look at commit {commit[:12]} in the SSOT: who pushed it, and why it edits the audit log",
+            "Restore the removed or changed lines (they are kept: admin, GET /api/audit/?include=rewritten)",
+            "Revoke the credentials of whoever pushed it if the edit was not sanctioned",
+        ],
+        auto_suspended=False,
+    )
+
+
+def _decision_envelope(notification: Notification) -> dict[str, Any] | None:
+    msg_id = notification.escalation_msg_id
+    task = next(
+        (
+            task
+            for task in Task.objects.filter(decision_unverified=True)
+            if decision_escalation_id(task.task_id, task.blob_sha) == msg_id
+        ),
+        None,
+    )
+    if task is None:
+        return None
+    return amp.build_escalation(
+        msg_id=msg_id,
+        now=notification.created_at,
+        task_id=task.task_id,
+        escalation_type=DECISION_UNVERIFIED,
+        severity="critical",
+        triggered_by=SYSTEM,
+        description=notification.body,
+        affected_msgs=[],
+        snapshot={
+            "subject": f"task:{task.task_id}",
+            "status": task.status,
+            "blob_sha": task.blob_sha,
+            "commit": task.decision_unverified_in,
+            "author": task.decision_unverified_by,
+        },
+        suggested_actions=[
+            f"Check who set {task.task_id} to {task.status}: no decision of the control plane says so",
+            "Decide it again in the admin or the API (override) if the status is wrong",
+            "Revoke the credentials of whoever pushed it if the change was not sanctioned",
         ],
         auto_suspended=False,
     )

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 import amp
 from core.errors import Conflict, ServiceError, WrongState
-from monitoring import approvals, envelopes, events
+from monitoring import approvals, envelopes, events, integrity
 from monitoring.envelopes import (
     ACK_TIMEOUT,
     APPROVAL_EXPIRED,
@@ -314,6 +314,23 @@ class Monitor:
             self.write_escalation(notification)
         else:
             self.report.failed_writes.append(current)
+
+    def report_integrity(self) -> None:
+        """One escalation per commit that rewrote mirrored audit lines, one per task version decided
+        outside the control plane (monitoring/integrity.py); claimed once, like every escalation. The
+        flags are the mirror's: while it is not trusted (the sync fails or is stale), they wait."""
+        if not self.health.trusted:
+            return
+        for item in integrity.due():
+            with exclusive("monitor-integrity"):
+                if self._already_claimed(item.msg_id):
+                    continue
+                notification = self._notification(item.title, item.body, item.msg_id)
+            log.warning("%s; %s claimed", item.title, item.msg_id)
+            if self.health.reachable:
+                self.write_escalation(notification)
+            else:
+                self.report.failed_writes.append(item.msg_id)
 
     def check_agents(self) -> None:
         """One query finds the agents whose status is wrong or whose recovery is not yet resolved."""
@@ -718,6 +735,7 @@ def heartbeat_check(*, now: datetime | None = None) -> Monitor:
     monitor.retry_unwritten()
     monitor.report_sync()
     monitor.report_policy()
+    monitor.report_integrity()
     monitor.check_agents()
     monitor.settle_escalations()
     monitor.watch_approvals()

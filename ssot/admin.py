@@ -192,10 +192,12 @@ class TaskAdmin(MirroredAdmin):
         "ci_state",
         "pull_request",
         "last_writer",
+        "decision_unverified",
         "updated_at",
     ]
     list_filter = [
         ("status", admin.AllValuesFieldListFilter),
+        "decision_unverified",
         "risk_level",
         ("ci_state", admin.AllValuesFieldListFilter),
     ]
@@ -206,6 +208,10 @@ class TaskAdmin(MirroredAdmin):
             {"fields": ["task_id", "title", "status", "risk_level", "branch", "assignee", "reject_count"]},
         ),
         ("SSOT", {"fields": ["last_writer", "ssot_path", "blob_sha", "updated_at", "document_json"]}),
+        (
+            "Decision unverified (reached approved/rejected without a decision of the control plane)",
+            {"fields": ["decision_unverified", "decision_unverified_in", "decision_unverified_by"]},
+        ),
         ("CI and pull request", {"fields": ["ci_state", "ci_status_json", "pull_request"]}),
     ]
     readonly_fields = ["document_json", "ci_status_json", "pull_request", "updated_at"]
@@ -392,8 +398,17 @@ class AckAdmin(MirroredAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(MirroredAdmin):
-    list_display = ["timestamp", "actor", "action", "task_id", "msg_id", "short_detail", "in_ssot"]
-    list_filter = ["action", "in_ssot"]
+    list_display = [
+        "timestamp",
+        "actor",
+        "action",
+        "task_id",
+        "msg_id",
+        "short_detail",
+        "in_ssot",
+        "rewritten",
+    ]
+    list_filter = ["action", "in_ssot", ("rewritten_at", admin.EmptyFieldListFilter)]
     search_fields = ["task_id", "msg_id", "actor", "detail"]
     date_hierarchy = "timestamp"
     fields = [
@@ -407,7 +422,19 @@ class AuditEntryAdmin(MirroredAdmin):
         "ssot_path",
         "line_no",
         "raw",
+        "rewritten_at",
+        "rewritten_in",
+        "rewritten_by",
+        "rewritten_how",
+        "rewritten_path",
+        "rewritten_line",
     ]
+
+    @admin.display(description="Rewritten")
+    def rewritten(self, entry: AuditEntry) -> str:
+        if entry.rewritten_at is None:
+            return ""
+        return f"{entry.rewritten_how} in {entry.rewritten_in[:10]} by {entry.rewritten_by or '?'}"
 
     @admin.display(description="Detail")
     def short_detail(self, entry: AuditEntry) -> str:

@@ -182,6 +182,7 @@ def task_summary(task: Task) -> dict[str, Any]:
         }
         if task.pr_number
         else None,
+        "decision_unverified": task.decision_unverified,
         "created_at": _iso(task.created_at),
         "updated_at": _iso(task.updated_at),
     }

@@ -24,11 +24,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 import amp
 from ssot import events
+from ssot.audit import DECISION_ACTIONS, seal_holds
 from ssot.bulk import Upsert, select_in
 from ssot.documents import (
     FileInvalid,
@@ -52,8 +53,10 @@ from ssot.models import (
     Task,
     TaskApprovals,
 )
-from ssot.paths import stem
+from ssot.paths import stem, task_path
 from ssot.policy import parse_policy
+from ssot.stores.base import Store, StoreError
+from ssot.stores.factory import get_store
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,8 @@ def _rebuilt(row: Message | Ack) -> bytes:
 # Past this many changed rows, one `sync` event tells clients to reload instead of one event per row.
 EVENTS_PER_BATCH = 200
 ESCALATION_ACTIONS = ("escalation_acknowledged", "escalation_resolved")
+# The statuses only a person decides (SPEC section 5): reached without a sealed decision line, flagged.
+DECIDED = ("approved", "rejected")
 # A JSON `\u0000` escape (its backslash not itself escaped): a NUL character, which the database
 # cannot hold (PostgreSQL refuses it in text and jsonb), so such a file is quarantined, never fatal.
 NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -152,8 +157,22 @@ class Mirror:
     counts: Counter = field(default_factory=Counter)
     seen: dict[str, tuple[datetime, str]] = field(default_factory=dict)
     quarantined: list[tuple[str, list[dict[str, str]]]] = field(default_factory=list)
+    # The commit this pass mirrors (the sync's head; for a write, the head it was drafted on): what marks
+    # a rewritten audit line or an unverified decision; `store` tells its author.
+    commit: str = ""
+    store: Store | None = None
+    # The sync reads several commits at once: a change is traced to the last commit that touched its
+    # file (Store.history), not blamed on whoever pushed last.
+    by_history: bool = False
+    rewrites: list[tuple[str, list[int]]] = field(default_factory=list)
     _refs: list[tuple[str, str, datetime, str]] = field(default_factory=list)
     _changed_rows: int = 0
+    _author: str | None = None
+    _sources: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    # Tasks that reached a decided status in this pass: (task_id, status, blob SHA, no row before).
+    _decided: list[tuple[str, str, str, bool]] = field(default_factory=list)
+    # Sealed decision lines seen in this pass: (task_id, status, task blob SHA).
+    _sealed: set[tuple[str, str, str]] = field(default_factory=set)
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -244,8 +263,10 @@ class Mirror:
             Message.objects.filter(msg_id__in=msg_ids, ack_state=Message.AckState.ACKED).update(
                 ack_state=Message.AckState.PENDING, acked_at=None
             )
-        if audits := by_kind.get(SsotFile.Kind.AUDIT):
-            AuditEntry.objects.filter(ssot_path__in=audits).delete()
+        for path in by_kind.get(SsotFile.Kind.AUDIT, []):
+            # A deleted audit file removed every line of it: each is kept, marked.
+            numbers = AuditEntry.objects.filter(ssot_path=path).values_list("line_no", flat=True)
+            self._mark_rewritten(path, {number: "removed" for number in numbers if number is not None})
         if approvals := by_kind.get(SsotFile.Kind.APPROVALS):
             TaskApprovals.objects.filter(ssot_path__in=approvals).delete()
         if policies := by_kind.get(SsotFile.Kind.POLICY):
@@ -254,9 +275,38 @@ class Mirror:
         self.counts["deleted"] += len(all_paths)
 
     def finish(self) -> None:
-        """Settle what needs every file of the pass: acknowledgements by later messages, and liveness."""
+        """Settle what needs every file of the pass: acknowledgements by later messages, liveness, and
+        whether each decision reached in it has its sealed decision line."""
         self._settle_context_refs()
         self._record_seen()
+        self._settle_decisions()
+
+    def author(self) -> str:
+        """The author of `commit` (asked of the store once, when something is to be marked with it)."""
+        if self._author is None:
+            self._author = ""
+            if self.commit:
+                try:
+                    self._author = (self.store or get_store()).author(self.commit)[:255]
+                except StoreError as exc:
+                    log.warning("the author of commit %s is unknown: %s", self.commit[:10], exc)
+        return self._author
+
+    def source(self, path: str) -> tuple[str, str]:
+        """The commit and author a change of `path` is marked with."""
+        if path not in self._sources:
+            found: tuple[str, str | None] = (self.commit, None)
+            if self.by_history and self.store is not None:
+                try:
+                    revisions = self.store.history(path, limit=1)
+                except StoreError as exc:
+                    log.warning("the history of %s is unknown: %s", path, exc)
+                else:
+                    if revisions:
+                        found = (revisions[0].commit, revisions[0].author[:255])
+            self._sources[path] = found
+        commit, author = self._sources[path]
+        return commit, author if author is not None else self.author()
 
     # -- kinds --------------------------------------------------------------------------------
 
@@ -264,6 +314,7 @@ class Mirror:
         writer = Upsert(Task, unique="task_id", keep=("created_at",))
         written: list[FileUpdate] = []
         task_ids: list[str] = []
+        statuses: list[tuple[str, str, str]] = []
         for update in files:
             try:
                 doc = parse_task(update.path, update.raw)
@@ -283,10 +334,13 @@ class Mirror:
                 continue
             written.append(update)
             task_ids.append(doc.task_id)
+            statuses.append((doc.task_id, str(doc.document["status"]), update.sha))
             if self.live and doc.document.get("last_writer"):
                 self._saw(str(doc.document["last_writer"]), self.observed_at, "task")
         if written:
+            before = dict(Task.objects.filter(task_id__in=task_ids).values_list("task_id", "status"))
             writer.write()
+            self._note_decisions(before, statuses)
             self._ledger(written, kind=SsotFile.Kind.TASK)
             self.counts["tasks"] += len(written)
             if self._room_for(len(written)):
@@ -485,7 +539,9 @@ class Mirror:
         wanted = {line.line_no: line for line in lines}
         stale = [no for no, raw in existing.items() if no not in wanted or wanted[no].raw != raw]
         if stale:
-            AuditEntry.objects.filter(ssot_path=path, line_no__in=stale).delete()
+            self._mark_rewritten(
+                path, {no: "changed" if no in wanted else "removed" for no in stale if no is not None}
+            )
         new = [line for no, line in wanted.items() if no not in existing or no in stale]
         AuditEntry.objects.bulk_create(
             [
@@ -507,6 +563,9 @@ class Mirror:
             ignore_conflicts=True,
         )
         self.counts["audit_lines"] += len(new)
+        for line in new:
+            if line.action in DECISION_ACTIONS and seal_holds(line.data):
+                self._sealed.add((line.task_id, line.data["status"], line.data["task_sha"]))
         escalation_ids = [line.msg_id for line in new if line.action in ESCALATION_ACTIONS and line.msg_id]
         if escalation_ids:
             self._settle_escalations(escalation_ids)
@@ -515,6 +574,95 @@ class Mirror:
                 ssot_path=path, line_no__in=[line.line_no for line in new]
             ):
                 self._emit(events.audit(entry))
+
+    # -- the record's integrity (SPEC section 4: the audit log is append-only; section 5) ----------
+
+    def _mark_rewritten(self, path: str, how: dict[int, str]) -> None:
+        """Keep the rows of audit lines a commit removed or changed, out of their file, marked with it."""
+        if not how:
+            return
+        now = timezone.now()
+        commit, author = self.source(path)
+        for kind in ("removed", "changed"):
+            numbers = [number for number, what in how.items() if what == kind]
+            if numbers:
+                AuditEntry.objects.filter(ssot_path=path, line_no__in=numbers).update(
+                    ssot_path=None,
+                    line_no=None,
+                    rewritten_line=F("line_no"),
+                    rewritten_path=path,
+                    rewritten_how=kind,
+                    rewritten_at=now,
+                    rewritten_in=commit,
+                    rewritten_by=author,
+                )
+        self.rewrites.append((path, sorted(how)))
+        self.counts["audit_rewritten"] += len(how)
+        log.warning(
+            "commit %s by %s rewrote %d mirrored audit line(s) of %s: kept and marked",
+            commit[:10],
+            author or "?",
+            len(how),
+            path,
+        )
+
+    def _note_decisions(self, before: dict[str, str], statuses: list[tuple[str, str, str]]) -> None:
+        """Remember the tasks that reach a decided status here; a task that leaves one loses its flag."""
+        left = []
+        for task_id, status, sha in statuses:
+            if status in DECIDED:
+                if before.get(task_id) != status:
+                    self._decided.append((task_id, status, sha, task_id not in before))
+            else:
+                left.append(task_id)
+        if left:
+            Task.objects.filter(task_id__in=left, decision_unverified=True).update(
+                decision_unverified=False, decision_unverified_in="", decision_unverified_by=""
+            )
+
+    def _settle_decisions(self) -> None:
+        """Flag each decision of this pass that no sealed decision line of the control plane vouches for."""
+        decided, self._decided = self._decided, []
+        if not decided:
+            return
+        sealed = set(self._sealed)
+        # Lines mirrored before this pass (a full sync re-reads only what changed) vouch as well.
+        for entry in AuditEntry.objects.filter(
+            task_id__in={task_id for task_id, *_ in decided},
+            action__in=DECISION_ACTIONS,
+            rewritten_at__isnull=True,
+        ).only("raw"):
+            data = amp.loads(entry.raw)
+            if seal_holds(data):
+                sealed.add((data["task_id"], data["status"], data["task_sha"]))
+        loose = {(task_id, status) for task_id, status, _ in sealed}
+        verified: list[str] = []
+        unverified: list[str] = []
+        for task_id, status, sha, new in decided:
+            # Rebuilding from nothing, a decided task may have changed since its decision (same status):
+            # its decision line still vouches. A live change must match the very version decided.
+            vouched = (task_id, status, sha) in sealed or (
+                new and not self.live and (task_id, status) in loose
+            )
+            (verified if vouched else unverified).append(task_id)
+        if verified:
+            Task.objects.filter(task_id__in=verified, decision_unverified=True).update(
+                decision_unverified=False, decision_unverified_in="", decision_unverified_by=""
+            )
+        for task_id in unverified:
+            commit, author = self.source(task_path(task_id))
+            Task.objects.filter(task_id=task_id).update(
+                decision_unverified=True, decision_unverified_in=commit, decision_unverified_by=author
+            )
+            log.warning(
+                "commit %s by %s decided %s without the control plane: flagged decision_unverified",
+                commit[:10],
+                author or "?",
+                task_id,
+            )
+        if unverified and self._room_for(len(unverified)):
+            for task in Task.objects.filter(task_id__in=unverified):
+                self._emit(events.task_update(task))
 
     # -- settling -----------------------------------------------------------------------------
 

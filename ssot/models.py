@@ -43,6 +43,11 @@ class Task(models.Model):
     pr_state = models.CharField(max_length=32, blank=True, default="")
     pr_url = models.URLField(max_length=500, blank=True, default="")
     pr_title = models.CharField(max_length=500, blank=True, default="")
+    # The task reached approved/rejected in a commit without a sealed decision line of the control plane
+    # (ssot.audit.decision_seal): the commit, its author; the file is not changed (SPEC section 5).
+    decision_unverified = models.BooleanField(default=False)
+    decision_unverified_in = models.CharField(max_length=64, blank=True, default="")
+    decision_unverified_by = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -249,6 +254,14 @@ class AuditEntry(models.Model):
     ssot_path = models.CharField(max_length=300, null=True, blank=True)  # noqa: DJ001
     line_no = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A mirrored line a later commit removed or changed (the log is append-only): the row is kept, out of
+    # its file (ssot_path and line_no NULL, where it stood in rewritten_path/line), with that commit.
+    rewritten_at = models.DateTimeField(null=True, blank=True)
+    rewritten_in = models.CharField(max_length=64, blank=True, default="")
+    rewritten_by = models.CharField(max_length=255, blank=True, default="")
+    rewritten_how = models.CharField(max_length=16, blank=True, default="")
+    rewritten_path = models.CharField(max_length=300, blank=True, default="")
+    rewritten_line = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-timestamp", "-id"]
@@ -263,6 +276,7 @@ class AuditEntry(models.Model):
             models.Index(fields=["action", "-timestamp"], name="audit_action_time"),
             models.Index(fields=["msg_id"], name="audit_msg"),
             models.Index(fields=["created_at"], name="audit_unflushed", condition=Q(in_ssot=False)),
+            models.Index(fields=["rewritten_in"], name="audit_rewritten", condition=~Q(rewritten_in="")),
         ]
 
     def __str__(self) -> str:

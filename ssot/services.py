@@ -29,7 +29,7 @@ from core.errors import (
     WrongState,
 )
 from ssot import events
-from ssot.audit import audit_line, audit_queue
+from ssot.audit import audit_line, audit_queue, decision_seal
 from ssot.documents import FileInvalid, dump_json, parse_ack, parse_approvals, parse_message, parse_task
 from ssot.locking import flush_lock
 from ssot.models import Ack, AuditEntry, Escalation, Message, RiskLevel, Task
@@ -149,6 +149,12 @@ def _pending(view: HeadView, task_id: str, task_sha: str) -> tuple[bool, list[di
     return True, pending.approvals if pending.task_blob_sha == task_sha else []
 
 
+def _seal(task_id: str, action: str, status: str, task_sha: str) -> dict[str, str]:
+    """The fields that bind a decision line to the task version it wrote (ssot.audit.decision_seal)."""
+    seal = decision_seal(task_id=task_id, action=action, status=status, task_sha=task_sha)
+    return {"task_sha": task_sha, "seal": seal}
+
+
 def _decide(
     *,
     kind: str,
@@ -197,7 +203,13 @@ def _decide(
                     action=step.action,
                     task_id=task_id,
                     detail=step.detail,
-                    extra={"prev_status": prev_status, "status": document["status"], **step.extra},
+                    extra={
+                        "prev_status": prev_status,
+                        "status": document["status"],
+                        **step.extra,
+                        # The proof that the task's new version was decided here (ssot.mirror checks it).
+                        **(_seal(task_id, step.action, document["status"], sha) if step.task_changed else {}),
+                    },
                 )
             ],
         )

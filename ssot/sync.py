@@ -172,7 +172,7 @@ def _mirror_changes(store: Store, previous: str | None, head: str, *, full: bool
     report = SyncReport(
         mode=mode, head=head, previous_head=previous, files_changed=len(to_read) + len(to_delete)
     )
-    mirror = Mirror(live=mode == "incremental")
+    mirror = Mirror(live=mode == "incremental", commit=head, store=store, by_history=True)
     if to_delete:
         with transaction.atomic():
             mirror.delete(to_delete)

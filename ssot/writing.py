@@ -486,7 +486,8 @@ def _mirror(committed: Committed, *, before: Callable[[], None] | None = None) -
         with mirror_lock(), transaction.atomic():
             if before is not None:
                 before()
-            mirror = Mirror(live=True)
+            # A rewrite found here happened in a commit not mirrored yet: the one this change was drafted on.
+            mirror = Mirror(live=True, commit=committed.parent or committed.head)
             mirror.delete((path, kind_of(path) or "") for path in committed.deletes)
             mirror.apply(committed.files)
             mirror.finish()

@@ -58,7 +58,22 @@ class AuditFilter(filters.FilterSet):
     msg_id = filters.CharFilter(max_length=ID_LENGTH)
     actor = filters.CharFilter(max_length=150)
     action = filters.CharFilter(max_length=64)
+    include = filters.ChoiceFilter(
+        choices=[("rewritten", "rewritten")],
+        method="filter_include",
+        help_text="`rewritten`: also the lines a commit removed or changed (kept, marked with that commit).",
+    )
 
     class Meta:
         model = AuditEntry
-        fields = ["task_id", "msg_id", "actor", "action"]
+        fields = ["task_id", "msg_id", "actor", "action", "include"]
+
+    @property
+    def qs(self) -> QuerySet:
+        rows = super().qs
+        if self.form.cleaned_data.get("include") != "rewritten":
+            rows = rows.filter(rewritten_at__isnull=True)
+        return rows
+
+    def filter_include(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset

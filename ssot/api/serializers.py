@@ -82,6 +82,9 @@ class TaskSerializer(serializers.ModelSerializer):
             "ci_state",
             "ci_status",
             "pr",
+            "decision_unverified",
+            "decision_unverified_in",
+            "decision_unverified_by",
             "created_at",
             "updated_at",
         ]
@@ -343,7 +346,23 @@ class AckResultSerializer(serializers.Serializer):
 class AuditEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEntry
-        fields = ["id", "timestamp", "actor", "action", "task_id", "msg_id", "detail", "in_ssot", "ssot_path"]
+        fields = [
+            "id",
+            "timestamp",
+            "actor",
+            "action",
+            "task_id",
+            "msg_id",
+            "detail",
+            "in_ssot",
+            "ssot_path",
+            "rewritten_at",
+            "rewritten_in",
+            "rewritten_by",
+            "rewritten_how",
+            "rewritten_path",
+            "rewritten_line",
+        ]
         read_only_fields = fields
 
 

@@ -152,7 +152,16 @@
     const title = task.title ? el("div", { className: "task-title muted", text: task.title }) : null;
     const row = el("tr", { attrs: { "data-task-id": task.task_id, "data-status": task.status } }, [
       cell("Task", [name, title]),
-      cell("Status", [badge(task.status, "status")]),
+      cell("Status", [
+        badge(task.status, "status"),
+        task.decision_unverified
+          ? el("span", {
+              className: "badge decision-unverified",
+              text: "decision unverified",
+              title: "Reached " + task.status + " without a decision of the control plane (see the escalation)",
+            })
+          : null,
+      ]),
       cell("Risk", [badge(task.risk_level, "risk")]),
       cell("Branch", [el("code", { text: task.branch || "—" })]),
       cell("CI", [ciCell(task)]),

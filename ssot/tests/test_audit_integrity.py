@@ -1,0 +1,230 @@
+"""A record nobody can quietly rewrite (issue 15, SPEC sections 4-5), on both stores: audit lines a push
+removes or changes are kept and marked with the commit; a task an agent pushes to approved/rejected is
+flagged decision_unverified; a decision through the control plane never is."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ssot import services
+from ssot.audit import decision_seal
+from ssot.models import AuditEntry, Task
+from ssot.stores.base import git_blob_sha
+from ssot.sync import sync
+from testing.api import jwt_client, make_user
+from testing.content import commit, task_doc
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_settings")]
+
+
+@pytest.fixture
+def store(any_store):
+    return any_store
+
+
+@pytest.fixture
+def approved(store):
+    """T-1 approved through the control plane by alice; the audit file holds its sealed decision line."""
+    make_user("approver", username="alice")
+    commit(store, {"tasks/T-1.json": task_doc("T-1", "awaiting_approval")})
+    sync()
+    services.task_approve(task_id="T-1", actor="alice", reason="fine")
+    sync()
+    line = AuditEntry.objects.get(action="approved")
+    return line.ssot_path
+
+
+def audit_text(store, path: str) -> str:
+    entry = store.entry(store.head(), path)
+    return store.read(entry.sha).decode()
+
+
+def audit_api(query: str = "") -> list[dict]:
+    response = jwt_client(make_user("staff", username="watcher")).get(f"/api/audit/?action=approved{query}")
+    assert response.status_code == 200, response.content
+    return response.json()["results"]
+
+
+# -- rewritten audit lines -----------------------------------------------------------------------------
+
+
+def test_a_push_deleting_the_approval_line_is_kept_and_marked_with_its_commit(store, approved):
+    text = audit_text(store, approved)
+    kept = "".join(line + "\n" for line in text.splitlines() if '"approved"' not in line)
+    head = commit(store, {approved: kept.encode()}, author="executor", message="tidy the log")
+    sync()
+
+    assert audit_api() == []
+    [line] = audit_api("&include=rewritten")
+    assert (line["rewritten_in"], line["rewritten_by"], line["rewritten_how"]) == (
+        head,
+        "executor",
+        "removed",
+    )
+    assert line["rewritten_path"] == approved
+    assert line["actor"] == "alice"
+    row = AuditEntry.objects.get(action="approved")
+    assert (row.ssot_path, row.line_no) == (None, None)
+
+
+def test_a_push_editing_a_line_keeps_the_old_one_beside_the_new(store, approved):
+    text = audit_text(store, approved)
+    forged = text.replace('"actor": "alice"', '"actor": "mallory"')
+    assert forged != text
+    head = commit(store, {approved: forged.encode()}, author="executor")
+    sync()
+
+    [current] = audit_api()
+    assert current["actor"] == "mallory"
+    old = AuditEntry.objects.get(rewritten_in=head)
+    assert (old.actor, old.rewritten_how, old.rewritten_by) == ("alice", "changed", "executor")
+
+
+def test_a_deleted_audit_file_keeps_every_line_marked_removed(store, approved):
+    count = AuditEntry.objects.filter(ssot_path=approved).count()
+    head = commit(store, deletes=(approved,), author="executor")
+    sync()
+
+    rows = AuditEntry.objects.filter(rewritten_in=head)
+    assert rows.count() == count
+    assert set(rows.values_list("rewritten_how", flat=True)) == {"removed"}
+
+
+def test_appending_is_never_a_rewrite(store, approved):
+    text = audit_text(store, approved)
+    line = json.dumps({"timestamp": "2026-11-30T10:00:00+00:00", "actor": "executor", "action": "note"})
+    commit(store, {approved: (text + line + "\n").encode()}, author="executor")
+    sync()
+    services.task_override(task_id="T-1", actor="alice", reason="again", status="in_progress")
+    sync()
+
+    assert not AuditEntry.objects.exclude(rewritten_in="").exists()
+    assert not AuditEntry.objects.filter(rewritten_at__isnull=False).exists()
+
+
+def test_the_audit_filter_refuses_an_unknown_include():
+    response = jwt_client(make_user("staff")).get("/api/audit/?include=everything")
+    assert response.status_code == 400
+
+
+# -- decisions not made here ----------------------------------------------------------------------------
+
+
+def test_an_agent_pushing_approved_is_flagged_decision_unverified(store):
+    commit(store, {"tasks/T-2.json": task_doc("T-2", "awaiting_approval")})
+    sync()
+    head = commit(store, {"tasks/T-2.json": task_doc("T-2", "approved")}, author="executor")
+    sync()
+
+    task = Task.objects.get(task_id="T-2")
+    assert (task.decision_unverified, task.decision_unverified_in, task.decision_unverified_by) == (
+        True,
+        head,
+        "executor",
+    )
+    body = jwt_client(make_user("staff")).get("/api/tasks/T-2/").json()
+    assert body["decision_unverified"] is True
+    assert body["decision_unverified_by"] == "executor"
+
+
+def test_a_forged_decision_line_does_not_vouch(store, settings):
+    commit(store, {"tasks/T-3.json": task_doc("T-3", "awaiting_approval")})
+    sync()
+    document = task_doc("T-3", "approved", approved_by="alice")
+    data = json.dumps(document, indent=2).encode() + b"\n"
+    sha = git_blob_sha(data)
+    line = {
+        "timestamp": "2026-11-30T10:00:00+00:00",
+        "actor": "alice",
+        "action": "approved",
+        "task_id": "T-3",
+        "status": "approved",
+        "task_sha": sha,
+        # Sealed with a key that is not the control plane's.
+        "seal": decision_seal(
+            task_id="T-3", action="approved", status="approved", task_sha=sha, secret="guess"
+        ),
+    }
+    commit(
+        store,
+        {"tasks/T-3.json": data, "audit/2026/11/30.jsonl": (json.dumps(line) + "\n").encode()},
+        author="executor",
+    )
+    sync()
+
+    assert Task.objects.get(task_id="T-3").decision_unverified is True
+
+
+def test_an_agent_pushing_rejected_is_flagged_and_the_flag_goes_when_the_task_moves_on(store):
+    commit(store, {"tasks/T-4.json": task_doc("T-4", "awaiting_approval")})
+    sync()
+    commit(store, {"tasks/T-4.json": task_doc("T-4", "rejected")}, author="executor")
+    sync()
+    assert Task.objects.get(task_id="T-4").decision_unverified is True
+
+    commit(store, {"tasks/T-4.json": task_doc("T-4", "in_progress")}, author="coordinator")
+    sync()
+    assert Task.objects.get(task_id="T-4").decision_unverified is False
+
+
+def test_decisions_through_the_control_plane_are_never_flagged(store):
+    make_user("approver", username="alice")
+    make_user("operator", username="olga")
+    commit(
+        store,
+        {
+            "tasks/T-5.json": task_doc("T-5", "awaiting_approval"),
+            "tasks/T-6.json": task_doc("T-6", "awaiting_approval"),
+            "tasks/T-7.json": task_doc("T-7", "in_progress"),
+        },
+    )
+    sync()
+    approve = jwt_client(make_user("approver", username="bob")).post(
+        "/api/tasks/T-5/approve/", {"reason": "ok"}, format="json"
+    )
+    assert approve.status_code == 200, approve.content
+    services.task_reject(task_id="T-6", actor="alice", reason="no")
+    services.task_override(task_id="T-7", actor="olga", reason="ship it", status="approved")
+    sync()
+    # A resync from scratch reads the same history again: still nothing flagged.
+    sync(full=True)
+
+    assert not Task.objects.filter(decision_unverified=True).exists()
+    assert set(Task.objects.values_list("status", flat=True)) == {"approved", "rejected"}
+
+
+def test_a_rebuilt_mirror_keeps_vouching_for_a_decided_task_edited_since(store):
+    make_user("approver", username="alice")
+    commit(store, {"tasks/T-8.json": task_doc("T-8", "awaiting_approval")})
+    sync()
+    services.task_approve(task_id="T-8", actor="alice")
+    document = json.loads(store.read(store.entry(store.head(), "tasks/T-8.json").sha))
+    commit(store, {"tasks/T-8.json": {**document, "note": "merged"}}, author="coordinator")
+    sync()
+    Task.objects.all().delete()
+    AuditEntry.objects.all().delete()
+    from ssot.models import SsotFile
+
+    SsotFile.objects.all().delete()
+    sync(full=True)
+
+    assert Task.objects.get(task_id="T-8").decision_unverified is False
+
+
+def test_the_admin_shows_rewritten_lines_and_unverified_decisions(store, approved, client):
+    text = audit_text(store, approved)
+    kept = "".join(line + "\n" for line in text.splitlines() if '"action": "approved"' not in line)
+    head = commit(store, {approved: kept.encode()}, author="executor")
+    commit(store, {"tasks/T-9.json": task_doc("T-9", "awaiting_approval")})
+    sync()
+    commit(store, {"tasks/T-9.json": task_doc("T-9", "approved")}, author="executor")
+    sync()
+    client.force_login(make_user("staff", username="root", is_superuser=True))
+
+    audit_page = client.get("/admin/ssot/auditentry/").content.decode()
+    task_page = client.get("/admin/ssot/task/?decision_unverified__exact=1").content.decode()
+
+    assert f"removed in {head[:10]} by executor" in audit_page
+    assert "T-9" in task_page and "T-1" not in task_page
