@@ -1,6 +1,8 @@
 """The admin is told (issue 15): one `audit_rewritten` escalation per commit that rewrote mirrored audit
 lines, naming its author; one `decision_unverified` escalation per task decided outside the control plane;
-none for decisions made through it. Both stores."""
+none for decisions made through it. On the local store, as the monitor's other tests (the clock stands
+still here, which GitHub's write budget would not survive); ssot/tests/test_audit_integrity.py covers both
+stores."""
 
 from __future__ import annotations
 
@@ -15,11 +17,6 @@ from testing.content import commit, task_doc
 from testing.monitor import T0, at, check
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("monitor_settings", "api_settings")]
-
-
-@pytest.fixture
-def store(any_store):
-    return any_store
 
 
 def integrity_escalations() -> list[Escalation]:
