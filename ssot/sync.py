@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -31,7 +32,14 @@ from ssot.locking import mirror_lock
 from ssot.mirror import FileUpdate, Mirror, MirrorFailed, describe
 from ssot.models import SsotFile, SyncState
 from ssot.paths import kind_of
-from ssot.stores.base import Store, StoreBlobRefused, StoreError, StoreIncomplete, StoreNotFound
+from ssot.stores.base import (
+    Store,
+    StoreBlobRefused,
+    StoreError,
+    StoreIncomplete,
+    StoreNotFound,
+    StoreRateLimited,
+)
 from ssot.stores.factory import branch, get_store, repository_label
 
 log = logging.getLogger(__name__)
@@ -99,7 +107,10 @@ def sync(*, full: bool = False, store: Store | None = None) -> SyncReport:
             report = _sync_to(store, state, head, full=full)
         except StoreError as exc:
             _record_failure(state, f"{UNAVAILABLE}{exc}")
-            raise SsotUnavailable(f"{UNAVAILABLE}{exc}") from exc
+            wait = exc.retry_after if isinstance(exc, StoreRateLimited) else None
+            raise SsotUnavailable(
+                f"{UNAVAILABLE}{exc}", retry_after=None if wait is None else max(1, math.ceil(wait))
+            ) from exc
         except Exception as exc:
             reason = str(exc) if isinstance(exc, MirrorFailed) else describe(exc)
             log.exception("sync failed: %s", reason)

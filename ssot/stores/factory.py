@@ -27,6 +27,8 @@ def get_store() -> Store:
             repo=settings.GITHUB_SSOT_REPO,
             branch=settings.GITHUB_SSOT_BRANCH,
             api_url=settings.GITHUB_API_URL,
+            # A rate limit is waited out only within a request's bound (a longer one: 503 + Retry-After).
+            max_rate_wait=settings.SSOT_WRITE_WAIT_SEC,
         )
     raise ImproperlyConfigured(f"SSOT_BACKEND must be 'local' or 'github', not {settings.SSOT_BACKEND!r}")
 

@@ -159,3 +159,18 @@ def test_a_write_lock_held_elsewhere_past_the_wait_is_busy(store, settings):
         done.set()
         holder.join()
     assert not Message.objects.exists()
+
+
+def test_a_sync_request_meeting_a_long_rate_limit_is_a_503_with_retry_after_at_once(gh_store, settings):
+    """No request waits past SSOT_WRITE_WAIT_SEC for GitHub's rate limit, a sync's neither."""
+    _, emulator = gh_store
+    emulator.push({"tasks/T-9.json": b"{}"})
+    client = jwt_client(make_user("operator"))
+    emulator.reset_counts()
+    emulator.rate_limit_next(1, kind="secondary", retry_after=120)
+
+    response = client.post("/api/sync/", {}, format="json")
+
+    assert response.status_code == 503, response.content
+    assert int(response["Retry-After"]) == 120
+    assert emulator.statuses[429] == 1 and sum(emulator.statuses.values()) == 1
