@@ -4,9 +4,13 @@ flagged decision_unverified; a decision through the control plane never is."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from ssot import services
 from ssot.audit import decision_seal
@@ -15,6 +19,7 @@ from ssot.stores.base import git_blob_sha
 from ssot.sync import sync
 from testing.api import jwt_client, make_user
 from testing.content import commit, task_doc
+from testing.strategies import examples
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_settings")]
 
@@ -129,7 +134,7 @@ def test_an_agent_pushing_approved_is_flagged_decision_unverified(store):
     assert body["decision_unverified_by"] == "executor"
 
 
-def test_a_forged_decision_line_does_not_vouch(store, settings):
+def test_a_forged_decision_line_does_not_vouch(store):
     commit(store, {"tasks/T-3.json": task_doc("T-3", "awaiting_approval")})
     sync()
     document = task_doc("T-3", "approved", approved_by="alice")
@@ -228,3 +233,40 @@ def test_the_admin_shows_rewritten_lines_and_unverified_decisions(store, approve
 
     assert f"removed in {head[:10]} by executor" in audit_page
     assert "T-9" in task_page and "T-1" not in task_page
+
+
+# -- whatever an agent does to an audit file -----------------------------------------------------------
+
+_files = itertools.count()
+
+
+def _line(actor: str) -> str:
+    return json.dumps({"timestamp": "2026-11-01T09:00:00+00:00", "actor": actor, "action": "note"})
+
+
+@hypothesis_settings(max_examples=examples(15))
+@given(data=st.data())
+def test_any_edit_of_an_audit_file_marks_exactly_the_lines_it_removed_or_changed(any_store, data):
+    n = next(_files)
+    path = f"audit/2026/{1 + n // 28:02d}/{1 + n % 28:02d}.jsonl"
+    old = [_line(f"agent{n}-{i}") for i in range(data.draw(st.integers(1, 6), label="lines"))]
+    commit(any_store, {path: "".join(line + "\n" for line in old).encode()})
+    sync()
+    fates = data.draw(
+        st.lists(st.sampled_from(["keep", "remove", "change"]), min_size=len(old), max_size=len(old))
+    )
+    new = [
+        line if fate == "keep" else line.replace('"note"', '"forged"')
+        for line, fate in zip(old, fates, strict=True)
+        if fate != "remove"
+    ]
+    new += [_line(f"late{n}-{i}") for i in range(data.draw(st.integers(0, 2), label="appended"))]
+    head = commit(any_store, {path: "".join(line + "\n" for line in new).encode()}, author="executor")
+    sync()
+
+    expected = {number for number, line in enumerate(old, 1) if number > len(new) or new[number - 1] != line}
+    marked = AuditEntry.objects.filter(rewritten_path=path)
+    assert set(marked.values_list("rewritten_line", flat=True)) == expected
+    assert set(marked.values_list("rewritten_in", "rewritten_by")) <= {(head, "executor")}
+    live = AuditEntry.objects.filter(ssot_path=path).order_by("line_no")
+    assert list(live.values_list("raw", flat=True)) == new
