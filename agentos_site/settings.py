@@ -393,5 +393,7 @@ LOGGING = {
         "github": {"level": "WARNING"},
         # Apprise's debug lines carry target URLs and request errors (a Telegram bot token is in the URL).
         "apprise": {"level": "WARNING"},
+        # django-axes logs every successful login at INFO; its lockouts are warnings (and audit lines).
+        "axes": {"level": "WARNING"},
     },
 }

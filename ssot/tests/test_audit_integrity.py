@@ -17,6 +17,7 @@ from ssot.audit import decision_seal
 from ssot.models import AuditEntry, Task
 from ssot.stores.base import git_blob_sha
 from ssot.sync import sync
+from ssot.verify import differences
 from testing.api import jwt_client, make_user
 from testing.content import commit, task_doc
 from testing.strategies import examples
@@ -72,6 +73,8 @@ def test_a_push_deleting_the_approval_line_is_kept_and_marked_with_its_commit(st
     assert line["actor"] == "alice"
     row = AuditEntry.objects.get(action="approved")
     assert (row.ssot_path, row.line_no) == (None, None)
+    # The kept line is no drift: the mirror still equals the SSOT.
+    assert differences(store) == []
 
 
 def test_a_push_editing_a_line_keeps_the_old_one_beside_the_new(store, approved):
