@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from io import StringIO
@@ -294,3 +295,18 @@ def test_the_decision_long_poll_takes_an_api_key_and_refuses_a_revoked_one():
     assert bearer(key).get("/api/tasks/T-404/decision/?wait=0").status_code == 404
     credentials.apikey_revoke(key_id=credentials.key_id_of(key), actor="admin")
     assert bearer(key).get("/api/tasks/T-404/decision/?wait=0").status_code == 401
+
+
+def test_creations_and_revocations_reach_the_ssot_with_the_key_id_only(store):
+    from ssot import services
+
+    new = credentials.apikey_create(owner=make_user("executor"), actor="admin")
+    credentials.apikey_revoke(key_id=new.key.key_id, actor="admin")
+
+    assert services.audit_flush() == 2
+    texts = [store.read(entry.sha).decode() for entry in store.list(store.head(), "audit/")]
+    lines = [json.loads(line) for text in texts for line in text.splitlines() if line]
+    assert [line["action"] for line in lines] == ["apikey_created", "apikey_revoked"]
+    assert all(line["key_id"] == new.key.key_id for line in lines)
+    secret = new.plaintext.rsplit("_", 1)[1]
+    assert not any(secret in text for text in texts)
