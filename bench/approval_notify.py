@@ -30,8 +30,9 @@ SUBSCRIBE_SEC = 3.0  # let every long-poll subscribe before deciding (nothing in
 API_SAMPLES = 30
 
 
-def measure_notify(deploy: Any, phone: Any, pushes: int) -> list[float]:
-    """Push a new task awaiting approval `pushes` times; seconds from `git push` to the notification."""
+def measure_notify(deploy: Any, phone: Any, pushes: int, wall: dict[str, float]) -> list[float]:
+    """Push a new task awaiting approval `pushes` times; seconds from `git push` to the notification
+    (and in `wall`, each push's start by the wall clock, to compare with the claim's `created_at`)."""
     from ssot.documents import dump_json
     from testing.content import task_doc
     from testing.git import clone, git, git_env, push
@@ -51,6 +52,7 @@ def measure_notify(deploy: Any, phone: Any, pushes: int) -> list[float]:
             git(work, "commit", "--quiet", "-m", f"ask {number}", env=git_env(author="executor"))
             time.sleep(random.uniform(0, BROKER_POLL_SEC))  # pushes fall anywhere in the broker's poll
             started = time.perf_counter()
+            wall[task_id] = time.time()
             result = push(work)
             if result.returncode:
                 raise RuntimeError(f"git push failed: {result.stderr}")
@@ -162,7 +164,8 @@ def main() -> None:
             worker.start()
             daphne.wait_ready()
             if args.pushes:
-                samples = measure_notify(deploy, phone, args.pushes)
+                wall: dict[str, float] = {}
+                samples = measure_notify(deploy, phone, args.pushes, wall)
                 results["notify"] = figures(samples)
                 print(f"  push -> [approval] notification received: {results['notify']}")
                 from monitoring.models import Notification
@@ -171,7 +174,16 @@ def main() -> None:
                 claimed_to_sent = [(n.sent_at - n.created_at).total_seconds() for n in rows if n.sent_at]
                 results["notify_claimed_to_sent"] = figures(claimed_to_sent)
                 sent = results["notify_claimed_to_sent"]
-                print(f"    of which claimed -> sent (queue, Apprise, receiver): {sent}")
+                claimed = [
+                    n.created_at.timestamp() - wall[n.title.split()[1]]
+                    for n in rows
+                    if n.title.split()[1] in wall
+                ]
+                results["notify_push_to_claimed"] = figures(claimed)
+                print(
+                    f"    push -> claimed (git push, hook, webhook, worker sync, queue): {figures(claimed)}"
+                )
+                print(f"    claimed -> sent (Apprise to the receiver): {sent}")
 
             from ssot.sync import sync
             from testing.content import commit, task_doc
