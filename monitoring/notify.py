@@ -92,7 +92,16 @@ def send(url: str, *, title: str, body: str) -> Delivery:
         if "rto" not in query:
             plugin.socket_read_timeout = READ_TIMEOUT_SEC
         tag = title.split(" ", 1)[0]
-        ok = plugin.notify(body=body, title=title, notify_type=_TYPES.get(tag, apprise.NotifyType.INFO))
+        # Through an Apprise object, saying the text is plain: a target that speaks HTML or Markdown
+        # (Telegram, email) gets it escaped, so a task title with `<` neither breaks nor injects markup.
+        runner = apprise.Apprise()
+        runner.add(plugin)
+        ok = runner.notify(
+            body=body,
+            title=title,
+            notify_type=_TYPES.get(tag, apprise.NotifyType.INFO),
+            body_format=apprise.NotifyFormat.TEXT,
+        )
     except Exception as exc:  # a broken plugin must not take the sender down with it
         return Delivery(name, False, f"{name}: {type(exc).__name__}")
     return Delivery(name, bool(ok), "" if ok else f"{name}: delivery failed")

@@ -336,3 +336,17 @@ def test_a_sync_too_large_for_events_still_notifies_at_once(phone, store, django
     arrive(django_capture_on_commit_callbacks)
 
     assert sorted(body["title"].split()[1] for body in approvals(phone)) == ["DEMO-1", "DEMO-2"]
+
+
+def test_a_target_that_speaks_html_gets_the_agents_text_escaped(
+    phone, settings, store, django_capture_on_commit_callbacks
+):
+    from testing.content import commit
+
+    settings.NOTIFY_URLS = [phone.url("phone") + "?format=html"]
+    commit(store, {task_path("DEMO-1"): doc(branch="feature/<b>bold</b>")}, author="executor")
+    arrive(django_capture_on_commit_callbacks)
+
+    [body] = phone.bodies("/phone")
+    assert "<b>bold</b>" not in body["message"]
+    assert "&lt;b&gt;bold&lt;/b&gt;" in body["message"]
