@@ -27,6 +27,8 @@ from ssot.stores.base import Store
 
 COMMIT_COST = 3  # create tree, create commit, update ref
 MINUTE, HOUR = 60.0, 3600.0
+# Pacing lets a commit go this much ahead of its even slot (GCRA's tolerance); the windows still hold.
+PACING_SLACK_SEC = 0.5
 
 
 def _limited(store: Store) -> bool:
@@ -60,7 +62,8 @@ def reserve(store: Store, cost: int = COMMIT_COST) -> float:
     with exclusive("write-budget"), transaction.atomic():
         now = time.time()
         row = _row(now)
-        wait = max(_wait_for(row.spent, cost, now), row.paused_until - now, row.next_at - now, 0.0)
+        paced = row.next_at - PACING_SLACK_SEC - now
+        wait = max(_wait_for(row.spent, cost, now), row.paused_until - now, paced, 0.0)
         if wait == 0:
             row.spent.extend([now] * cost)
             row.next_at = max(row.next_at, now) + cost * MINUTE / settings.GITHUB_WRITES_PER_MIN

@@ -73,6 +73,7 @@ def test_a_secondary_rate_limit_without_retry_after_is_a_503_at_once_not_a_minut
 def test_a_spent_write_budget_answers_503_with_retry_after_and_asks_github_nothing(gh_store, settings):
     store, emulator = gh_store
     settings.GITHUB_WRITES_PER_MIN = 3  # one commit a minute
+    settings.GITHUB_WRITES_PER_HOUR = 500
     settings.SSOT_WRITE_WAIT_SEC = 0.1
     services.message_create(raw=dispatch("T-4"), sender="coordinator")
     emulator.reset_counts()
@@ -94,6 +95,7 @@ def test_a_budget_gap_shorter_than_the_wait_is_waited_out_then_written(gh_store,
     """While the budget is spent, writes wait (unlocked) and batch up rather than reach GitHub's limit."""
     _, emulator = gh_store
     settings.GITHUB_WRITES_PER_MIN = 6
+    settings.GITHUB_WRITES_PER_HOUR = 500
     # Six requests 59.5 s ago fill this minute's window; the oldest three leave it within a second.
     _spent(settings, [time.time() - 59.5] * 6)
     emulator.reset_counts()
@@ -107,9 +109,10 @@ def test_a_budget_gap_shorter_than_the_wait_is_waited_out_then_written(gh_store,
 def test_commits_are_paced_over_the_minute_and_no_window_holds_more_than_the_budget(gh_store, settings):
     store, _ = gh_store
     settings.GITHUB_WRITES_PER_MIN = 9  # three commits a minute: one every 20 s
+    settings.GITHUB_WRITES_PER_HOUR = 500
 
     assert budget.reserve(store) == 0.0
-    assert 19 <= budget.reserve(store) <= 20  # paced: not the whole minute in its first second
+    assert 19 <= budget.reserve(store) <= 20  # paced (0.5 s of slack): not the minute in its first second
     assert budget.remaining(store)[0] == 6
 
     # Six requests 30 s ago (another process's): a fourth commit in that window would make twelve.
