@@ -10,7 +10,6 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from amp.tests.messages import DISPATCH, with_payload
@@ -121,7 +120,9 @@ def test_at_least_one_file_is_required() -> None:
 
 
 def _manage(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE, "PYTHONPATH": str(REPO)}
+    # The settings module pytest-django configured (the `settings` object may be a test's override,
+    # whose SETTINGS_MODULE is None).
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, "-m", "django", "amp_validate", *args],
         cwd=REPO,
