@@ -14,7 +14,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -233,3 +233,41 @@ def post_json(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, byte
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def hook_to(ssot_path: Path, port: int, secret_dir: Path) -> str:
+    """Point the local SSOT's post-receive hook at a server on `port` (signing with the first webhook
+    secret), as `make run`'s bootstrap does; the hook's URL. A pusher's own SSOT_HOOK_URL comes first in
+    the hook: set it to this URL too."""
+    from ssot.stores.factory import webhook_repo_name
+    from ssot.stores.hook import install_post_receive_hook
+
+    hook_url = f"http://127.0.0.1:{port}/webhooks/github"
+    secret_file = secret_dir / "hook_secret"
+    secret_file.write_text(settings.GITHUB_WEBHOOK_SECRETS[0] + "\n")
+    install_post_receive_hook(
+        ssot_path,
+        python=sys.executable,
+        hook_url=hook_url,
+        secret_file=secret_file,
+        repo_full_name=webhook_repo_name(),
+        branch="main",
+    )
+    return hook_url
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], port: int) -> Iterator[Daphne]:
+    """daphne on `port` and a worker beside it until the block ends; their output is printed at the end
+    (pytest shows it when the test failed)."""
+    server = Daphne(env, port=port)
+    worker = Worker(env)
+    try:
+        server.spawn()
+        worker.start()
+        server.wait_ready()
+        yield server
+    finally:
+        print(f"--- daphne\n{server.output()}\n--- qcluster\n{worker.output()}")
+        worker.close()
+        server.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,13 +19,11 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from ssot import services
 from ssot.documents import dump_json
-from ssot.stores.factory import webhook_repo_name
-from ssot.stores.hook import install_post_receive_hook
 from ssot.sync import sync
 from testing.content import task_doc
 from testing.factories import UserFactory
 from testing.git import git_push
-from testing.server import Daphne, Worker, free_port, server_env
+from testing.server import Daphne, free_port, hook_to, server_env, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -55,40 +52,19 @@ def seeded(store):
 
 
 @pytest.fixture
-def stack(seeded, ssot_path: Path, tmp_path: Path, settings, monkeypatch) -> Iterator[Daphne]:
+def stack(seeded, ssot_path: Path, tmp_path: Path, monkeypatch) -> Iterator[Daphne]:
     """daphne with the SSOT's post-receive hook pointing at it, and the worker that processes deliveries.
 
     A single server process: the in-memory channel layer and the ORM broker, on every database.
     """
     port = free_port()
-    hook_url = f"http://127.0.0.1:{port}/webhooks/github"
-    secret_file = tmp_path / "hook_secret"
-    secret_file.write_text(settings.GITHUB_WEBHOOK_SECRETS[0] + "\n")
-    install_post_receive_hook(
-        ssot_path,
-        python=sys.executable,
-        hook_url=hook_url,
-        secret_file=secret_file,
-        repo_full_name=webhook_repo_name(),
-        branch="main",
-    )
     # The hook reads the pusher's SSOT_HOOK_URL first: make sure it is ours.
-    monkeypatch.setenv("SSOT_HOOK_URL", hook_url)
+    monkeypatch.setenv("SSOT_HOOK_URL", hook_to(ssot_path, port, tmp_path))
     env = server_env(
         ssot_path=ssot_path, redis_url=None, prefix=f"browser_{uuid.uuid4().hex[:8]}", Q_WORKERS="1"
     )
-    server = Daphne(env, port=port)
-    worker = Worker(env)
-    try:
-        server.spawn()
-        worker.start()
-        server.wait_ready()
+    with serving(env, port) as server:
         yield server
-    finally:
-        # Shown by pytest when the test failed.
-        print(f"--- daphne\n{server.output()}\n--- qcluster\n{worker.output()}")
-        worker.close()
-        server.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ lands in the SSOT with its audit line."""
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,14 +17,12 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 import amp
 from ssot.documents import dump_json
-from ssot.stores.factory import webhook_repo_name
-from ssot.stores.hook import install_post_receive_hook
 from ssot.sync import sync
 from testing.content import BASE_TIME, task_doc
 from testing.factories import UserFactory
 from testing.git import git_push
 from testing.monitor import Receiver, audit_lines, receiver
-from testing.server import Daphne, Worker, free_port, server_env
+from testing.server import Daphne, free_port, hook_to, server_env, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -71,20 +68,10 @@ def phone_target() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def stack(seeded, ssot_path: Path, tmp_path: Path, settings, monkeypatch, phone_target) -> Iterator[Daphne]:
+def stack(seeded, ssot_path: Path, tmp_path: Path, monkeypatch, phone_target) -> Iterator[Daphne]:
     port = free_port()
-    hook_url = f"http://127.0.0.1:{port}/webhooks/github"
-    secret_file = tmp_path / "hook_secret"
-    secret_file.write_text(settings.GITHUB_WEBHOOK_SECRETS[0] + "\n")
-    install_post_receive_hook(
-        ssot_path,
-        python=sys.executable,
-        hook_url=hook_url,
-        secret_file=secret_file,
-        repo_full_name=webhook_repo_name(),
-        branch="main",
-    )
-    monkeypatch.setenv("SSOT_HOOK_URL", hook_url)
+    # The hook reads the pusher's SSOT_HOOK_URL first: make sure it is ours.
+    monkeypatch.setenv("SSOT_HOOK_URL", hook_to(ssot_path, port, tmp_path))
     env = server_env(
         ssot_path=ssot_path,
         redis_url=None,
@@ -93,17 +80,8 @@ def stack(seeded, ssot_path: Path, tmp_path: Path, settings, monkeypatch, phone_
         NOTIFY_URLS=phone_target.url("phone"),
         PUBLIC_URL=f"http://127.0.0.1:{port}",
     )
-    server = Daphne(env, port=port)
-    worker = Worker(env)
-    try:
-        server.spawn()
-        worker.start()
-        server.wait_ready()
+    with serving(env, port) as server:
         yield server
-    finally:
-        print(f"--- daphne\n{server.output()}\n--- qcluster\n{worker.output()}")
-        worker.close()
-        server.close()
 
 
 @pytest.fixture
