@@ -10,9 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
-from django.utils.crypto import constant_time_compare, salted_hmac
 
 from ssot import events
 from ssot.models import AuditEntry
@@ -43,29 +41,6 @@ def audit_line(
 
 
 DECISION_ACTIONS = ("approved", "rejected", "override")
-SEAL_SALT = "agentos.decision-seal"
-
-
-def decision_seal(
-    *, task_id: str, action: str, status: str, task_sha: str, secret: str | bytes | None = None
-) -> str:
-    """The HMAC a decision line of the control plane carries: agents, without the secret, cannot forge it."""
-    message = f"{task_id}\0{action}\0{status}\0{task_sha}"
-    return salted_hmac(SEAL_SALT, message, secret=secret, algorithm="sha256").hexdigest()
-
-
-def seal_holds(data: dict[str, Any]) -> bool:
-    """Whether an audit line's `seal` is the control plane's for its task, action, status and task blob."""
-    fields = [data.get(name) for name in ("task_id", "action", "status", "task_sha", "seal")]
-    if not all(isinstance(value, str) and value for value in fields):
-        return False
-    task_id, action, status, task_sha, seal = (str(value) for value in fields)
-    return any(
-        constant_time_compare(
-            seal, decision_seal(task_id=task_id, action=action, status=status, task_sha=task_sha, secret=key)
-        )
-        for key in [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
-    )
 
 
 def audit_queue(

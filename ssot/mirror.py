@@ -29,7 +29,7 @@ from django.utils import timezone
 
 import amp
 from ssot import events
-from ssot.audit import DECISION_ACTIONS, seal_holds
+from ssot.audit import DECISION_ACTIONS
 from ssot.bulk import Upsert, select_in
 from ssot.documents import (
     FileInvalid,
@@ -55,6 +55,7 @@ from ssot.models import (
 )
 from ssot.paths import stem, task_path
 from ssot.policy import parse_policy
+from ssot.seals import seal_holds
 from ssot.stores.base import Store, StoreError
 from ssot.stores.factory import get_store
 

@@ -44,7 +44,7 @@ class Task(models.Model):
     pr_url = models.URLField(max_length=500, blank=True, default="")
     pr_title = models.CharField(max_length=500, blank=True, default="")
     # The task reached approved/rejected in a commit without a sealed decision line of the control plane
-    # (ssot.audit.decision_seal): the commit, its author; the file is not changed (SPEC section 5).
+    # (ssot.seals.decision_seal): the commit, its author; the file is not changed (SPEC section 5).
     decision_unverified = models.BooleanField(default=False)
     decision_unverified_in = models.CharField(max_length=64, blank=True, default="")
     decision_unverified_by = models.CharField(max_length=255, blank=True, default="")

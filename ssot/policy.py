@@ -24,6 +24,7 @@ from amp.spec import RISK_LEVELS
 from core.permissions import APPROVE, is_agent
 from ssot.documents import FileInvalid, load_json_object
 from ssot.models import ApprovalPolicy, RiskLevel, Task, TaskApprovals
+from ssot.seals import approval_sealed
 
 BUILT_IN = "built-in"
 DEFAULT_GROUP = "approvers"
@@ -176,11 +177,28 @@ def approve_refusal(
 
 
 def split_approvals(
+    entries: list[dict[str, Any]],
+    *,
+    task_id: str,
+    task_sha: str,
+    risk_level: str,
+    policy: Policy,
+    requested_by: object,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The approvals of a version that count, and those that do not: an approval counts only when the
+    control plane recorded it for this version (its seal, ssot.audit.approval_seal: an entry an agent
+    pushed by hand, in anyone's name, never counts) and only while its author may approve at this level
+    (an account removed from the groups, deactivated, unknown, or the requester under
+    `self_approval: false` is not counted, whoever wrote the file)."""
+    sealed = [entry for entry in entries if approval_sealed(entry, task_id=task_id, task_sha=task_sha)]
+    unsealed = [entry for entry in entries if not approval_sealed(entry, task_id=task_id, task_sha=task_sha)]
+    counted, dropped = _allowed(sealed, risk_level=risk_level, policy=policy, requested_by=requested_by)
+    return counted, dropped + unsealed
+
+
+def _allowed(
     entries: list[dict[str, Any]], *, risk_level: str, policy: Policy, requested_by: object
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The approvals of a version that count, and those that do not: an approval counts only while its
-    author may approve at this level (an account removed from the groups, deactivated, unknown, or the
-    requester under `self_approval: false` is not counted, whoever wrote the file)."""
     level = policy.level(risk_level)
     model = get_user_model()
     names = [str(entry.get("by", "")) for entry in entries]
@@ -274,13 +292,19 @@ def approval_status(task: Task, user: Any, *, policy: Policy | None = None) -> A
     if awaiting:
         pending = TaskApprovals.objects.filter(task_id=task.task_id).first()
         if pending is not None:
-            entries = _approval_entries(pending.approvals)
+            entries = [item for item in pending.approvals or [] if isinstance(item, dict)]
             if pending.task_blob_sha == task.blob_sha:
-                approvals, discounted = split_approvals(
-                    entries, risk_level=task.risk_level, policy=policy, requested_by=requested_by
+                counted, dropped = split_approvals(
+                    entries,
+                    task_id=task.task_id,
+                    task_sha=task.blob_sha,
+                    risk_level=task.risk_level,
+                    policy=policy,
+                    requested_by=requested_by,
                 )
+                approvals, discounted = _approval_entries(counted), _approval_entries(dropped)
             else:
-                voided = entries
+                voided = _approval_entries(entries)
     elif task.status == "approved":
         approvals = _approval_entries(document.get("approvals"))
     refusal: Refusal | None

@@ -29,7 +29,7 @@ from core.errors import (
     WrongState,
 )
 from ssot import events
-from ssot.audit import audit_line, audit_queue, decision_seal
+from ssot.audit import audit_line, audit_queue
 from ssot.documents import FileInvalid, dump_json, parse_ack, parse_approvals, parse_message, parse_task
 from ssot.locking import flush_lock
 from ssot.models import Ack, AuditEntry, Escalation, Message, RiskLevel, Task
@@ -51,6 +51,7 @@ from ssot.policy import (
     policy_in_force,
     split_approvals,
 )
+from ssot.seals import approval_seal, approval_sealed, decision_seal
 from ssot.stores.base import git_blob_sha
 from ssot.writing import Committed, Draft, HeadView, write
 
@@ -150,7 +151,7 @@ def _pending(view: HeadView, task_id: str, task_sha: str) -> tuple[bool, list[di
 
 
 def _seal(task_id: str, action: str, status: str, task_sha: str) -> dict[str, str]:
-    """The fields that bind a decision line to the task version it wrote (ssot.audit.decision_seal)."""
+    """The fields that bind a decision line to the task version it wrote (ssot.seals.decision_seal)."""
     seal = decision_seal(task_id=task_id, action=action, status=status, task_sha=task_sha)
     return {"task_sha": task_sha, "seal": seal}
 
@@ -279,7 +280,10 @@ def task_approve(*, task_id: str, actor: str, reason: str = "", expected_sha: st
         policy = _policy_at(read.view)
         risk_level = document.get("risk_level") or RiskLevel.MEDIUM
         need = policy.level(risk_level).approvals
-        exists, pending = _pending(read.view, task_id, read.sha)
+        exists, entries = _pending(read.view, task_id, read.sha)
+        # Entries the control plane did not record (pushed by hand) are dropped when the file is written
+        # again: they never counted, and they must not stop the person they name from approving.
+        pending = [entry for entry in entries if approval_sealed(entry, task_id=task_id, task_sha=read.sha)]
         refusal = approve_refusal(
             user,
             task_id=task_id,
@@ -291,10 +295,16 @@ def task_approve(*, task_id: str, actor: str, reason: str = "", expected_sha: st
         if refusal is not None:
             raise Forbidden(refusal.message)
         now = timezone.now().isoformat()
-        entry = {"by": actor, "at": now, "reason": reason}
+        seal = approval_seal(task_id=task_id, task_sha=read.sha, by=actor, at=now)
+        entry = {"by": actor, "at": now, "reason": reason, "seal": seal}
         approvals = [*pending, entry]
         counted, _ = split_approvals(
-            pending, risk_level=risk_level, policy=policy, requested_by=document.get("requested_by")
+            pending,
+            task_id=task_id,
+            task_sha=read.sha,
+            risk_level=risk_level,
+            policy=policy,
+            requested_by=document.get("requested_by"),
         )
         have = len(counted) + 1
         extra = {"have": have, "need": need, "blob_sha": read.sha}

@@ -281,3 +281,34 @@ def test_approvals_written_into_the_file_by_hand_count_only_for_people_who_may_a
     assert (status.have, [entry["by"] for entry in status.discounted]) == (0, ["mallory", "executor", "olga"])
     decision = services.task_approve(task_id="T-1", actor="bob")
     assert (decision.status, decision.have) == ("awaiting_approval", 1)
+
+
+def test_an_approval_written_by_hand_in_a_real_approvers_name_never_counts(store, high, people):
+    """An agent may push approvals/ (SPEC section 4) but cannot seal an entry: alice's name on an entry the
+    control plane did not record counts for nothing, and does not stop alice from approving herself."""
+    forged = [{"by": "alice", "at": "2026-11-30T10:00:00+00:00", "reason": "trust me"}]
+    commit(store, {"approvals/T-1.json": {"task_id": "T-1", "blob_sha": high, "approvals": forged}})
+    sync()
+    status = approval_status(Task.objects.get(), people["bob"])
+    assert (status.have, [entry["by"] for entry in status.discounted]) == (0, ["alice"])
+
+    decision = services.task_approve(task_id="T-1", actor="bob")
+    assert (decision.status, decision.have, decision.need) == ("awaiting_approval", 1, 2)
+    pending = read_json(store, "approvals/T-1.json")["approvals"]
+    assert [entry["by"] for entry in pending] == ["bob"], "the unsealed entry is not carried forward"
+    assert pending[0]["seal"]
+
+    assert services.task_approve(task_id="T-1", actor="alice").status == "approved"
+    assert [entry["by"] for entry in read_json(store, "tasks/T-1.json")["approvals"]] == ["bob", "alice"]
+
+
+def test_a_sealed_approval_copied_to_another_version_or_name_never_counts(store, high, people):
+    """The seal binds the task, its version, the approver and the time: a copy of a real entry counts for
+    nothing anywhere else."""
+    services.task_approve(task_id="T-1", actor="alice")
+    [real] = read_json(store, "approvals/T-1.json")["approvals"]
+    renamed = {**real, "by": "bob"}
+    commit(store, {"approvals/T-1.json": {"task_id": "T-1", "blob_sha": high, "approvals": [renamed]}})
+    sync()
+    status = approval_status(Task.objects.get(), people["alice"])
+    assert (status.have, [entry["by"] for entry in status.discounted]) == (0, ["bob"])

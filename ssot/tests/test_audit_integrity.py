@@ -13,8 +13,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from ssot import services
-from ssot.audit import decision_seal
 from ssot.models import AuditEntry, Task
+from ssot.seals import decision_seal
 from ssot.stores.base import git_blob_sha
 from ssot.sync import sync
 from ssot.verify import differences

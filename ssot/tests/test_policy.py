@@ -23,6 +23,7 @@ from ssot.policy import (
     parse_policy,
     policy_in_force,
 )
+from ssot.seals import approval_seal
 from ssot.sync import sync
 from ssot.verify import differences
 from testing.api import make_user
@@ -345,7 +346,10 @@ def test_approval_status_shows_approvals_of_this_version_and_voids_older_ones(st
     sync()
     task = Task.objects.get()
     entry = {"by": "alice", "at": "2026-11-30T10:00:00+00:00", "reason": "looks right"}
-    commit(store, {"approvals/T-1.json": {"task_id": "T-1", "blob_sha": task.blob_sha, "approvals": [entry]}})
+    seal = approval_seal(task_id="T-1", task_sha=task.blob_sha, by="alice", at=entry["at"])  # as recorded
+    sealed = {**entry, "seal": seal}
+    pending = {"task_id": "T-1", "blob_sha": task.blob_sha, "approvals": [sealed]}
+    commit(store, {"approvals/T-1.json": pending})
     sync()
     alice = make_user("approver", username="alice")
     status = approval_status(task, alice)
