@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 
 import ssot.metrics  # noqa: F401 (registers the write path's counters)
 from monitoring.models import Notification
+from ssot import budget
 from ssot.models import Agent, Escalation, QuarantinedFile, SsotFile, SyncState
 from ssot.stores.factory import branch, get_store, repository_label
 from webhooks.models import WebhookDelivery
@@ -107,6 +108,7 @@ class ControlPlaneCollector(Collector):
             backend=settings.SSOT_BACKEND, repository=repository_label(), branch=branch()
         ).first()
         mirrored = state.head if state else ""
+        yield from self._write_budget()
         try:
             head = get_store().head() or ""
         except Exception as exc:
@@ -141,6 +143,26 @@ class ControlPlaneCollector(Collector):
                 "When a sync last failed (Unix time).",
                 state.last_error_at.timestamp(),
             )
+
+    def _write_budget(self) -> Iterator[Metric]:
+        """GitHub's write budget left (ssot.budget), shared by every process; the local store has none."""
+        try:
+            store = get_store()
+        except Exception as exc:
+            log.warning("metrics: the SSOT store could not be opened: %s", type(exc).__name__)
+            return
+        if store.backend != "github":
+            return
+        minute, hour = budget.remaining(store)
+        family = GaugeMetricFamily(
+            "agentos_ssot_write_budget_remaining",
+            "Content-creating GitHub requests that would fit now in the last minute's and hour's window "
+            "(GITHUB_WRITES_PER_MIN, GITHUB_WRITES_PER_HOUR).",
+            labels=["window"],
+        )
+        family.add_metric(["minute"], minute)
+        family.add_metric(["hour"], hour)
+        yield family
 
     def _webhooks(self, now: Any) -> Iterator[Metric]:
         family = GaugeMetricFamily(

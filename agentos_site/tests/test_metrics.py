@@ -197,6 +197,23 @@ def test_a_change_given_up_after_every_retry_is_counted(client, synced, monkeypa
 
 
 @pytest.mark.django_db(transaction=True)
+def test_githubs_write_budget_left_is_shown_for_the_github_store(client, github_ssot, settings):
+    settings.GITHUB_WRITES_PER_MIN, settings.GITHUB_WRITES_PER_HOUR = 80, 500
+    commit(github_ssot, {"tasks/T-1.json": task_doc("T-1", status="awaiting_approval")})
+    sync()
+    before = scrape(client)
+    assert value(before, "agentos_ssot_write_budget_remaining", window="minute") == 80
+    assert value(before, "agentos_ssot_write_budget_remaining", window="hour") == 500
+    services.task_override(task_id="T-1", actor="alice", reason="parked", status="parked")
+    after = scrape(client)
+    assert value(after, "agentos_ssot_write_budget_remaining", window="minute") == 80 - 3  # tree, commit, ref
+    assert value(after, "agentos_ssot_write_budget_remaining", window="hour") == 500 - 3
+
+
+def test_the_local_store_has_no_write_budget_to_show(client, synced):
+    assert not [key for key in scrape(client) if key[0] == "agentos_ssot_write_budget_remaining"]
+
+
 def test_a_scrape_during_a_database_outage_says_so_instead_of_failing(client, synced, tmp_path):
     with database_down(tmp_path / "unreachable"):
         samples = scrape(client)
