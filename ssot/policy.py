@@ -186,19 +186,20 @@ def split_approvals(
     requested_by: object,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The approvals of a version that count, and those that do not: an approval counts only when the
-    control plane recorded it for this version (its seal, ssot.audit.approval_seal: an entry an agent
+    control plane recorded it for this version (its seal, ssot.seals.approval_seal: an entry an agent
     pushed by hand, in anyone's name, never counts) and only while its author may approve at this level
     (an account removed from the groups, deactivated, unknown, or the requester under
-    `self_approval: false` is not counted, whoever wrote the file)."""
+    `self_approval: false` is not counted, whoever wrote the file). Both lists keep the file's order."""
     sealed = [entry for entry in entries if approval_sealed(entry, task_id=task_id, task_sha=task_sha)]
-    unsealed = [entry for entry in entries if not approval_sealed(entry, task_id=task_id, task_sha=task_sha)]
-    counted, dropped = _allowed(sealed, risk_level=risk_level, policy=policy, requested_by=requested_by)
-    return counted, dropped + unsealed
+    counted = _allowed(sealed, risk_level=risk_level, policy=policy, requested_by=requested_by)
+    kept = {id(entry) for entry in counted}
+    return counted, [entry for entry in entries if id(entry) not in kept]
 
 
 def _allowed(
     entries: list[dict[str, Any]], *, risk_level: str, policy: Policy, requested_by: object
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> list[dict[str, Any]]:
+    """The entries whose authors may approve at this level now."""
     level = policy.level(risk_level)
     model = get_user_model()
     names = [str(entry.get("by", "")) for entry in entries]
@@ -206,12 +207,12 @@ def _allowed(
         user.get_username(): user for user in model.objects.filter(**{f"{model.USERNAME_FIELD}__in": names})
     }
     counted: list[dict[str, Any]] = []
-    dropped: list[dict[str, Any]] = []
     for name, entry in zip(names, entries, strict=True):
         requester = not policy.self_approval and isinstance(requested_by, str) and requested_by == name
         refused = requester or decide_refusal(users.get(name), risk_level=risk_level, level=level) is not None
-        (dropped if refused else counted).append(entry)
-    return counted, dropped
+        if not refused:
+            counted.append(entry)
+    return counted
 
 
 # -- what the admin and the task page show --------------------------------------------------------------
@@ -289,6 +290,7 @@ def approval_status(task: Task, user: Any, *, policy: Policy | None = None) -> A
     approvals: list[dict[str, Any]] = []
     voided: list[dict[str, Any]] = []
     discounted: list[dict[str, Any]] = []
+    recorded: list[str] = []  # who the control plane recorded as approving this version (sealed entries)
     if awaiting:
         pending = TaskApprovals.objects.filter(task_id=task.task_id).first()
         if pending is not None:
@@ -303,6 +305,11 @@ def approval_status(task: Task, user: Any, *, policy: Policy | None = None) -> A
                     requested_by=requested_by,
                 )
                 approvals, discounted = _approval_entries(counted), _approval_entries(dropped)
+                recorded = [
+                    str(entry["by"])
+                    for entry in entries
+                    if approval_sealed(entry, task_id=task.task_id, task_sha=task.blob_sha)
+                ]
             else:
                 voided = _approval_entries(entries)
     elif task.status == "approved":
@@ -318,7 +325,7 @@ def approval_status(task: Task, user: Any, *, policy: Policy | None = None) -> A
             risk_level=task.risk_level,
             policy=policy,
             requested_by=requested_by,
-            approved_by=[entry["by"] for entry in approvals + discounted],
+            approved_by=recorded,  # as the service decides: an unsealed entry blocks nobody
         )
         reject_refusal = decide_refusal(user, risk_level=task.risk_level, level=level)
     return ApprovalStatus(

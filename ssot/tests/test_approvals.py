@@ -291,6 +291,7 @@ def test_an_approval_written_by_hand_in_a_real_approvers_name_never_counts(store
     sync()
     status = approval_status(Task.objects.get(), people["bob"])
     assert (status.have, [entry["by"] for entry in status.discounted]) == (0, ["alice"])
+    assert approval_status(Task.objects.get(), people["alice"]).may_approve, "the page offers alice approve"
 
     decision = services.task_approve(task_id="T-1", actor="bob")
     assert (decision.status, decision.have, decision.need) == ("awaiting_approval", 1, 2)
