@@ -23,7 +23,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView
 from rest_framework_simplejwt.views import TokenRefreshView as SimpleJWTTokenRefreshView
 
 import amp
-from amp.jsonschema import POLICY_SCHEMA_PATH
+from amp.jsonschema import build_policy_schema
 from core import permissions
 from core.api import (
     BAD_REQUEST,
@@ -314,9 +314,9 @@ class PolicyView(ApiView):
         return Response(selectors.policy_summary())
 
 
-@functools.cache
-def _policy_schema() -> dict[str, Any]:
-    return json.loads(POLICY_SCHEMA_PATH.read_text(encoding="utf-8"))
+# What `python -m amp.jsonschema` writes to amp/schema/approval-policy.schema.json (its --check holds the
+# file to it), built once rather than read back from disk.
+_policy_schema = functools.cache(build_policy_schema)
 
 
 class PolicySchemaView(APIView):
