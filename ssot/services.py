@@ -53,7 +53,7 @@ from ssot.policy import (
 )
 from ssot.seals import approval_seal, approval_sealed, decision_seal
 from ssot.stores.base import git_blob_sha
-from ssot.writing import Committed, Draft, HeadView, write
+from ssot.writing import Committed, Draft, HeadView, Reads, write
 
 log = logging.getLogger(__name__)
 
@@ -440,13 +440,13 @@ def message_create(*, raw: object, sender: str) -> Written:
 
 def message_file(msg_id: str) -> str:
     """The SSOT path of a message: where its row says it is, else the flat `messages/{msg_id}.json`."""
-    return _message_candidates(msg_id)[0]
+    row = Message.objects.filter(msg_id=msg_id).values_list("ssot_path", flat=True).first()
+    return _message_candidates(row, msg_id)[0]
 
 
-def _message_candidates(msg_id: str, dated: str | None = None) -> list[str]:
+def _message_candidates(row: str | None, msg_id: str, dated: str | None = None) -> list[str]:
     """Where a message may be, most likely first: its row's path (flat or in a dated sub-folder, SPEC
     section 4), the flat path, the dated path of its timestamp (the rows may lag behind the SSOT)."""
-    row = Message.objects.filter(msg_id=msg_id).values_list("ssot_path", flat=True).first()
     return list(dict.fromkeys([*([row] if row else []), message_path(msg_id), *([dated] if dated else [])]))
 
 
@@ -467,7 +467,8 @@ def _write_message(
     path = dated if settings.SSOT_DATED_FOLDERS else message_path(envelope.msg_id)
 
     def build(view: HeadView) -> Draft | None:
-        at, found = _find(view, _message_candidates(envelope.msg_id, dated))
+        row = view.row_path(Message, envelope.msg_id)
+        at, found = _find(view, _message_candidates(row, envelope.msg_id, dated))
         if found is not None:
             try:
                 existing = parse_message(at, found[1]).to_dict()
@@ -482,7 +483,9 @@ def _write_message(
             audit=list(audit),
         )
 
-    committed = write(build, author=author, wait=wait)
+    # The row is not known before the leader reads it: the paths that do not depend on it are declared.
+    reads = Reads(paths=tuple(_message_candidates(None, envelope.msg_id, dated)), messages=(envelope.msg_id,))
+    committed = write(build, author=author, wait=wait, reads=reads)
     return Written(id=envelope.msg_id, document=canonical, created=committed is not None)
 
 
@@ -493,7 +496,7 @@ def message_ack(*, msg_id: str, by: str) -> Written:
     outcome: dict[str, Any] = {}
 
     def build(view: HeadView) -> Draft | None:
-        at, found = _find(view, _message_candidates(msg_id))
+        at, found = _find(view, _message_candidates(view.row_path(Message, msg_id), msg_id))
         if found is None:
             raise NotFound(f"No message {msg_id!r} in the SSOT.")
         try:
@@ -502,7 +505,7 @@ def message_ack(*, msg_id: str, by: str) -> Written:
             raise Conflict(f"Message {msg_id} is quarantined; it cannot be acknowledged.") from None
         if envelope.recipient != by:
             raise Forbidden(f"Only the addressee ({envelope.recipient}) can acknowledge {msg_id}.")
-        row = Ack.objects.filter(msg_id=msg_id).values_list("ssot_path", flat=True).first()
+        row = view.row_path(Ack, msg_id)
         at, existing = _find(view, list(dict.fromkeys([*([row] if row else []), ack_path(msg_id)])))
         if existing is not None:
             try:
@@ -516,7 +519,8 @@ def message_ack(*, msg_id: str, by: str) -> Written:
         outcome["document"] = document
         return Draft(message=f"ack {msg_id} by {by}", writes={ack_path(msg_id): dump_json(document)})
 
-    committed = write(build, author=by)
+    reads = Reads(paths=(message_path(msg_id), ack_path(msg_id)), messages=(msg_id,), acks=(msg_id,))
+    committed = write(build, author=by, reads=reads)
     return Written(id=msg_id, document=outcome["document"], created=committed is not None)
 
 

@@ -35,9 +35,10 @@ from django.db import DatabaseError, connection, transaction
 from core.blocking import blocked
 from core.errors import Conflict, SsotBusy, SsotUnavailable
 from ssot import budget, events, metrics
+from ssot.bulk import select_in
 from ssot.locking import LockTimeout, mirror_lock, write_lock
 from ssot.mirror import FileUpdate, Mirror
-from ssot.models import AuditEntry, SsotFile, SyncState
+from ssot.models import Ack, AuditEntry, Message, SsotFile, SyncState
 from ssot.paths import audit_day_path, kind_of
 from ssot.stores.base import (
     Store,
@@ -65,6 +66,37 @@ class HeadView:
         self.ledger_exact = ledger_exact
         # What the drafts before this one in the same commit write (None: delete): they come first.
         self.drafted: dict[str, bytes | None] = {}
+        # The ledger's blob SHA of each path read so far (None: no file) and the SSOT path each Message or
+        # Ack row read so far names: nothing changes them while a batch is drafted (only the mirror
+        # writes them, after the commit), so each is read once per view.
+        self._ledger: dict[str, str | None] = {}
+        self._rows: dict[tuple[type[Message] | type[Ack], str], str | None] = {}
+
+    def prefetch(self, reads: Iterable[Reads]) -> None:
+        """Read what a batch's drafts declared they will look up: one query per table for all of them."""
+        reads = list(reads)
+        if self.ledger_exact and self.head is not None:
+            self._ledger_shas([path for read in reads for path in read.paths])
+        self._row_paths(Message, [msg_id for read in reads for msg_id in read.messages])
+        self._row_paths(Ack, [msg_id for read in reads for msg_id in read.acks])
+
+    def row_path(self, model: type[Message] | type[Ack], msg_id: str) -> str | None:
+        """The SSOT path the mirror's Message or Ack row of `msg_id` names, if it has one."""
+        if (model, msg_id) not in self._rows:
+            self._row_paths(model, [msg_id])
+        return self._rows[(model, msg_id)]
+
+    def _row_paths(self, model: type[Message] | type[Ack], msg_ids: list[str]) -> None:
+        if missing := [msg_id for msg_id in dict.fromkeys(msg_ids) if (model, msg_id) not in self._rows]:
+            found = dict(select_in(model, "msg_id", missing, ["ssot_path"]))
+            self._rows.update({(model, msg_id): found.get(msg_id) for msg_id in missing})
+
+    def _ledger_shas(self, paths: list[str]) -> dict[str, str | None]:
+        """The ledger's blob SHA of each of `paths` (None: no file); only the ones not read yet are asked."""
+        if missing := [path for path in dict.fromkeys(paths) if path not in self._ledger]:
+            found = dict(select_in(SsotFile, "path", missing, ["blob_sha"]))
+            self._ledger.update({path: found.get(path) for path in missing})
+        return {path: self._ledger[path] for path in paths}
 
     def sha(self, path: str) -> str | None:
         if path in self.drafted:
@@ -73,26 +105,23 @@ class HeadView:
         if self.head is None:
             return None
         if self.ledger_exact:
-            return SsotFile.objects.filter(path=path).values_list("blob_sha", flat=True).first()
+            return self._ledger_shas([path])[path]
         entry = self.store.entry(self.head, path)
         return entry.sha if entry else None
 
     def find(self, paths: list[str]) -> tuple[str, tuple[str, bytes] | None]:
         """The first of `paths` that holds a file, with its (blob SHA, content); else (paths[0], None).
-        One ledger query for all of them where the ledger is exact."""
+        At most one ledger query for all of them where the ledger is exact (none if prefetched)."""
         if self.ledger_exact and self.head is not None:
-            asked = [path for path in paths if path not in self.drafted]
-            shas = (
-                dict(SsotFile.objects.filter(path__in=asked).values_list("path", "blob_sha")) if asked else {}
-            )
+            shas = self._ledger_shas([path for path in paths if path not in self.drafted])
             for path in paths:
                 if path in self.drafted:
                     data = self.drafted[path]
                     if data is not None:
                         return path, (git_blob_sha(data), data)
-                elif shas.get(path):
+                elif sha := shas.get(path):
                     try:
-                        return path, (shas[path], self.store.read(shas[path]))
+                        return path, (sha, self.store.read(sha))
                     except StoreNotFound:
                         continue  # a submodule entry (quarantined): no file
             return paths[0], None
@@ -187,6 +216,16 @@ BATCH_BYTES = 1024 * 1024
 BATCH_AUTHOR = "agentos"  # the author of a commit that holds several authors' changes
 
 
+@dataclass(frozen=True)
+class Reads:
+    """What a change's draft will look up, declared when it is queued, so that the leader reads a whole
+    batch's in one query per table (`HeadView.prefetch`). A hint: anything else is read when asked."""
+
+    paths: tuple[str, ...] = ()  # SSOT paths whose blob SHA (in the ledger) the draft asks for
+    messages: tuple[str, ...] = ()  # msg_ids whose Message row's path it asks for (`HeadView.row_path`)
+    acks: tuple[str, ...] = ()  # msg_ids whose Ack row's path it asks for
+
+
 @dataclass(eq=False)
 class _Pending:
     """One caller's change, waiting in the queue for a leader to draft it."""
@@ -195,6 +234,7 @@ class _Pending:
     author: str
     before_mirror: Callable[[Committed], None] | None
     deadline: float
+    reads: Reads = Reads()
     done: threading.Event = field(default_factory=threading.Event)
     result: Committed | None = None
     error: BaseException | None = None
@@ -217,15 +257,17 @@ def write(
     author: str,
     before_mirror: Callable[[Committed], None] | None = None,
     wait: float | None = None,
+    reads: Reads = Reads(),
 ) -> Committed | None:
     """Commit what `build` drafts on the current head, then mirror it; None if there is nothing to write.
 
     `build` may run in another thread (the leader's), with other changes drafted before it in the same
     commit; whatever it raises is raised here. `wait`: the longest this call waits for the lock, the
     write budget or a rate limit (default SSOT_WRITE_WAIT_SEC), then SsotBusy with Retry-After.
+    `reads`: what `build` will look up, read ahead with the rest of its batch's.
     """
     bound = settings.SSOT_WRITE_WAIT_SEC if wait is None else wait
-    pending = _Pending(build, author, before_mirror, deadline=time.monotonic() + bound)
+    pending = _Pending(build, author, before_mirror, deadline=time.monotonic() + bound, reads=reads)
     # Inside a transaction, the caller's drafts must see its uncommitted rows and its rows must join its
     # transaction: it writes alone, in its own thread, as before group commit.
     alone = connection.in_atomic_block
@@ -370,6 +412,7 @@ def _commit(store: Store, batch: list[_Pending]) -> tuple[list[tuple[_Pending, C
             head = store.head()
             mirrored = sync_state().head
             view = HeadView(store, head, ledger_exact=head is not None and head == mirrored)
+            view.prefetch(pending.reads for pending in batch if not pending.done.is_set())
             drafted, leftover = _draft(view, batch)
             if not drafted:
                 return [], leftover

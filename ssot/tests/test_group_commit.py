@@ -15,10 +15,12 @@ from typing import Any
 
 import pygit2
 import pytest
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
+from django.test.utils import CaptureQueriesContext
 
 from core.errors import Conflict, SsotBusy, WrongState
 from ssot import services, writing
+from ssot.documents import dump_json
 from ssot.models import AuditEntry, Message, Task
 from ssot.sync import sync
 from ssot.verify import differences
@@ -270,3 +272,82 @@ def test_dated_folders_hold_the_control_planes_messages_and_read_like_flat_ones(
     assert services.message_file(message["msg_id"]) == expected
     sync(full=True)
     assert differences(store) == []
+
+
+# -- reading ahead: what a batch's drafts declared is read in one query per table ----------------------
+
+
+def _view(store) -> writing.HeadView:
+    head = store.head()
+    return writing.HeadView(store, head, ledger_exact=head == writing.sync_state().head)
+
+
+def test_a_batch_of_messages_reads_the_ledger_and_the_rows_once_for_all_its_drafts(
+    held, git_dir, monkeypatch
+):
+    """Eight new messages queued together: their drafts find nothing in one ledger query and one
+    Message query for the whole batch (before, two queries each)."""
+    counted: list[str] = []
+    real = writing.select_in
+
+    def counting(model, key, keys, fields=()):
+        counted.append(f"{model.__name__} x{len(keys)}")
+        return real(model, key, keys, fields)
+
+    monkeypatch.setattr(writing, "select_in", counting)
+    for n in range(8):
+        message = dispatch(f"T-{n}", n=n)
+        held.start(
+            f"m{n}", lambda message=message: services.message_create(raw=message, sender="coordinator")
+        )
+
+    results = held.release()
+
+    assert all(results[f"m{n}"].created for n in range(8)), results
+    assert _log(git_dir)[0].message.splitlines()[0] == "8 changes"
+    assert counted == ["SsotFile x16", "Message x8"]  # the flat and dated paths of each; each row
+
+
+def test_a_prefetched_path_still_sees_the_draft_before_it(store):
+    message = dispatch("T-1", n=1)
+    path = f"messages/{message['msg_id']}.json"
+    view = _view(store)
+    view.prefetch([writing.Reads(paths=(path,), messages=(message["msg_id"],))])
+    view.drafted[path] = dump_json(message)
+
+    with CaptureQueriesContext(connection) as queries:
+        at, found = view.find([path])
+
+    assert at == path and found is not None and found[1] == dump_json(message)
+    assert len(queries) == 0
+
+
+def test_a_path_not_declared_is_still_looked_up(store):
+    message = dispatch("T-2", n=2)
+    path = f"messages/2020/01/01/{message['msg_id']}.json"  # not where its timestamp would put it
+    commit(store, {path: message})
+    sync()
+    view = _view(store)
+    view.prefetch([writing.Reads(paths=(f"messages/{message['msg_id']}.json",))])
+
+    with CaptureQueriesContext(connection) as queries:
+        row = view.row_path(Message, message["msg_id"])
+        at, found = view.find([path])
+
+    assert row == path and at == path and found is not None
+    assert len(queries) == 2  # the row, then the ledger: neither was declared
+
+
+def test_a_resend_finds_its_message_where_its_row_says_even_off_its_declared_paths(store, settings):
+    message = dispatch("T-3", n=3)
+    path = f"messages/2020/01/01/{message['msg_id']}.json"
+    commit(store, {path: message})
+    sync()
+    other = {**message, "payload": {**message["payload"], "branch": "feature/other"}}
+
+    again = services.message_create(raw=dict(message), sender="coordinator")
+    with pytest.raises(Conflict, match="already exists with other content"):
+        services.message_create(raw=other, sender="coordinator")
+
+    assert again.created is False
+    assert list(Message.objects.values_list("ssot_path", flat=True)) == [path]
