@@ -18,8 +18,14 @@ def is_agent(user: Any) -> bool:
     cached = getattr(user, "_agentos_is_agent", None)
     if cached is None:
         cached = user.groups.filter(name=AGENTS_GROUP).exists()
-        user._agentos_is_agent = cached
+        know_agent(user, cached)
     return cached
+
+
+def know_agent(user: Any, agent: bool) -> None:
+    """Record whether `user` is an agent, read by whoever loaded it (authentication asks in its own query);
+    `is_agent` then asks the database no more for this user object."""
+    user._agentos_is_agent = bool(agent)
 
 
 def may_read(user: Any) -> bool:

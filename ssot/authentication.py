@@ -1,6 +1,8 @@
 """DRF authentication of agents and tools (SPEC section 7): API keys, and JWTs bound to the user's cutoff.
 
-Both read the database on every request, so a revocation holds at once in every process.
+Both read the database on every request, so a revocation holds at once in every process, and in one
+query each: the user's row comes with its cutoff and with whether it is an agent (the permission check
+that follows reads that instead of asking again).
 """
 
 from __future__ import annotations
@@ -8,16 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, Token
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
+from core.permissions import know_agent
 from ssot import credentials
 
 
@@ -48,19 +55,50 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 def check_epoch(user: Any, token: Token) -> None:
     """Refuse a token issued before the user's current cutoff (password change, deactivation, sign-out)."""
-    if token.get(credentials.EPOCH_CLAIM, 0) != credentials.current_epoch(user):
+    _refuse_before(token, credentials.current_epoch(user))
+
+
+def _refuse_before(token: Token, epoch: int) -> None:
+    if token.get(credentials.EPOCH_CLAIM, 0) != epoch:
         raise AuthenticationFailed(
             "This token was revoked (password change, deactivation or sign-out); obtain a new one.",
             code="token_revoked",
         )
 
 
+def _users_to_authenticate() -> QuerySet[Any]:
+    """Users, each with its JWT cutoff (a LEFT JOIN) and whether it is an agent: one query."""
+    return (
+        get_user_model()
+        .objects.select_related("token_cutoff")
+        .annotate(agentos_is_agent=credentials.is_agent_column("pk"))
+    )
+
+
 class RevocableJWTAuthentication(JWTAuthentication):
-    """simplejwt's JWT check, plus the user's cutoff."""
+    """simplejwt's JWT check, plus the user's cutoff, in one query."""
 
     def get_user(self, validated_token: Token) -> Any:
-        user = super().get_user(validated_token)
-        check_epoch(user, validated_token)
+        # simplejwt's JWTAuthentication.get_user (fenced: agentos_site/tests/test_tripwires.py) with its
+        # lookup made `_users_to_authenticate()`; then the cutoff and the agent flag that lookup brought.
+        try:
+            user_id = validated_token[api_settings.USER_ID_CLAIM]
+        except KeyError as e:
+            raise InvalidToken(str(_("Token contained no recognizable user identification"))) from e
+        try:
+            user = _users_to_authenticate().get(**{api_settings.USER_ID_FIELD: user_id})
+        except self.user_model.DoesNotExist as e:
+            raise AuthenticationFailed(_("User not found"), code="user_not_found") from e
+        if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
+            raise AuthenticationFailed(_("User is inactive"), code="user_inactive")
+        if api_settings.CHECK_REVOKE_TOKEN and validated_token.get(
+            api_settings.REVOKE_TOKEN_CLAIM
+        ) != get_md5_hash_password(user.password):
+            raise AuthenticationFailed(_("The user's password has been changed."), code="password_changed")
+        # No cutoff row: the reverse one-to-one raises RelatedObjectDoesNotExist, an AttributeError.
+        cutoff = getattr(user, "token_cutoff", None)
+        _refuse_before(validated_token, credentials.epoch_of(cutoff.valid_after if cutoff else None))
+        know_agent(user, user.agentos_is_agent)
         return user
 
 

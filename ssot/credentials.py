@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from core.errors import Invalid, NotFound
+from core.permissions import AGENTS_GROUP, know_agent
 from ssot.audit import audit_queue
 from ssot.models import ApiKey, TokenCutoff
 
@@ -130,8 +132,14 @@ def apikeys_revoke_all(*, user: Any, actor: str) -> int:
     return len(ids)
 
 
+def is_agent_column(user_ref: str) -> Exists:
+    """Whether the user `user_ref` names is in the group `agents`, as a column of the same query."""
+    return Exists(Group.objects.filter(name=AGENTS_GROUP, user=OuterRef(user_ref)))
+
+
 def apikey_user(raw: str) -> tuple[Any, ApiKey] | None:
-    """The active owner of a valid key and the key (its last use recorded), or None: one query."""
+    """The active owner of a valid key (knowing whether it is an agent) and the key (its last use
+    recorded), or None: one query."""
     match = KEY_PATTERN.match(raw)
     if match is None:
         return None
@@ -139,6 +147,7 @@ def apikey_user(raw: str) -> tuple[Any, ApiKey] | None:
     now = timezone.now()
     key = (
         ApiKey.objects.select_related("owner")
+        .annotate(owner_is_agent=is_agent_column("owner_id"))
         .filter(key_id=key_id, revoked_at__isnull=True, expires_at__gt=now, owner__is_active=True)
         .first()
     )
@@ -149,6 +158,7 @@ def apikey_user(raw: str) -> tuple[Any, ApiKey] | None:
             Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_EVERY)
         ).update(last_used_at=now)
         key.last_used_at = now
+    know_agent(key.owner, key.owner_is_agent)
     return key.owner, key
 
 

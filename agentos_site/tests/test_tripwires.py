@@ -1,7 +1,8 @@
-"""Tripwires: the library text that agentos_site's overrides and copies were written against.
+"""Tripwires: the library text that our overrides and copies were written against.
 
-Each fenced module leans on the exact source of something in Django, asgiref, psycopg, psycopg_pool or
-django-q2 (a copy, an overridden private method, a private attribute, a behaviour worked around). An
+Each fenced module leans on the exact source of something in Django, asgiref, psycopg, psycopg_pool,
+django-q2 or simplejwt (a copy, an overridden private method, a private attribute, a behaviour worked
+around). An
 upgrade that changes that text fails here, saying what to re-check; once re-checked, record the new digest.
 """
 
@@ -16,7 +17,7 @@ from importlib import metadata
 
 import pytest
 
-PINNED = ("Django", "asgiref", "psycopg", "psycopg-pool", "django-q2")
+PINNED = ("Django", "asgiref", "psycopg", "psycopg-pool", "django-q2", "djangorestframework-simplejwt")
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,15 @@ FENCES = [
         "6ddfa0bde90a4a736269e83ebca477160d284342897f25f6c85e9189746a77d4",
         "agentos_site/worker.py",
         "the same: the sentinel (and the workers it forks) must still ignore SIGINT",
+    ),
+    Fence(
+        "rest_framework_simplejwt.authentication:JWTAuthentication.get_user",
+        "780afd0c20b4c03456b5795efaad4afa31f6b86e83e09df079a843e0891b92cb",
+        "ssot/authentication.py",
+        (
+            "RevocableJWTAuthentication.get_user is a copy with the user lookup joined to the cutoff and "
+            "the agent check: port every refusal that changed (claims, inactive users, revoke claim)"
+        ),
     ),
 ]
 

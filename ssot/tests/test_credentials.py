@@ -211,6 +211,71 @@ def test_keys_need_credentials():
     assert APIClient().get("/api/keys/").status_code == 401
 
 
+# -- one query per request ---------------------------------------------------------------------------
+
+
+def _authenticate(credential: str):
+    """What DRF does for a request: authenticate it, then ask whether its user is an agent."""
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from core.permissions import is_agent
+    from ssot.authentication import ApiKeyAuthentication, RevocableJWTAuthentication
+
+    request = Request(
+        APIRequestFactory().get("/api/tasks/", HTTP_AUTHORIZATION=f"Bearer {credential}"),
+        authenticators=[ApiKeyAuthentication(), RevocableJWTAuthentication()],
+    )
+    return request.user, is_agent(request.user)
+
+
+@pytest.mark.parametrize("role, agent", [("executor", True), ("staff", False)])
+@pytest.mark.parametrize("kind", ["jwt", "api key"])
+def test_a_credential_its_cutoff_and_the_agent_check_cost_one_query(
+    django_assert_num_queries, role, agent, kind
+):
+    user = make_user(role)
+    credential = token_for(user.get_username()) if kind == "jwt" else new_key(user)
+    ApiKey.objects.update(last_used_at=timezone.now())  # no last-use write in the counted request
+    if kind == "jwt":
+        credentials.tokens_revoke(user=user, reason="a cutoff row exists", actor="test")
+        credential = token_for(user.get_username())
+    with django_assert_num_queries(1):
+        authenticated, is_an_agent = _authenticate(credential)
+    assert authenticated.pk == user.pk
+    assert is_an_agent is agent
+
+
+def test_the_joined_cutoff_refuses_as_the_separate_query_did():
+    user = make_user("executor")
+    before = token_for("executor")  # issued with no cutoff row: epoch 0
+    credentials.tokens_revoke(user=user, reason="signed out everywhere", actor="admin")
+    after = token_for("executor")
+    response = bearer(before).get("/api/tasks/")
+    assert (response.status_code, response.json()["code"]) == (401, "token_revoked")
+    assert bearer(after).get("/api/tasks/").status_code == 200
+    # A missing row (the LEFT JOIN's NULL) reads as epoch 0, as current_epoch reads it.
+    TokenCutoff.objects.filter(user=user).delete()
+    assert bearer(before).get("/api/tasks/").status_code == 200
+    assert bearer(after).get("/api/tasks/").status_code == 401
+
+
+def test_a_token_naming_no_user_or_an_inactive_one_is_refused_as_simplejwt_does():
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    user = make_user("executor")
+    token = AccessToken.for_user(user)
+    token[credentials.EPOCH_CLAIM] = credentials.current_epoch(user)
+    del token["user_id"]
+    assert bearer(str(token)).get("/api/tasks/").json()["code"] == "token_not_valid"
+    ghost = AccessToken.for_user(user)
+    ghost["user_id"] = user.pk + 1000
+    assert bearer(str(ghost)).get("/api/tasks/").json()["code"] == "user_not_found"
+    live = token_for("executor")
+    type(user).objects.filter(pk=user.pk).update(is_active=False)  # no signal: the cutoff stays
+    assert bearer(live).get("/api/tasks/").json()["code"] == "user_inactive"
+
+
 # -- JWT cutoff ------------------------------------------------------------------------------------
 
 
