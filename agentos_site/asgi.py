@@ -8,7 +8,10 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentos_site.settings")
 django.setup(set_prefix=False)
 
+from agentos_site import serving  # noqa: E402
 from agentos_site.asgi_handler import ControlPlaneASGIHandler  # noqa: E402
+
+serving.install()
 
 django_asgi_app = ControlPlaneASGIHandler()
 

@@ -1,8 +1,10 @@
 """Write load: 16 concurrent agents writing through the API against one daphne process (issue 16).
 
 Local store (closed loop: each agent sends its next request when the last is answered), for --seconds
-each: messages only, then messages, acks and decisions mixed. Beside them, in the same run, the floor:
-pygit2 alone committing the same messages 16 to a commit into a bare repository of its own.
+each: messages only, then messages, acks and decisions mixed. Beside them, in the same run, the floors:
+pygit2 alone committing the same messages 16 to a commit into a bare repository of its own, and what
+the HTTP server, Django and an authenticated DRF read alone answer with the same agents
+(bench/http_floor.py).
 
 GitHub store (against the GitHub emulator on loopback, --latency seconds added to every call): an open
 loop at --github-rate messages a second spread over the 16 agents for --github-seconds (over a minute, so
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import http_floor
 from bench.setup import django_for_bench, percentile
 
 AGENTS = ("coordinator", "executor", "reviewer")
@@ -166,6 +169,13 @@ def run_store(args: argparse.Namespace) -> None:
             closed_loop(plane.port, tokens, args, mixed=False)
             closed_loop(plane.port, tokens, args, mixed=True)
             floor(args.seconds / 4)
+            http_floor.report(
+                plane.port,
+                tokens["coordinator"],
+                args.agents,
+                args.seconds / 4,
+                lambda n: json.dumps(envelope("coordinator", n, salt="http-floor")).encode(),
+            )
         else:
             emulator.latency = args.latency
             open_loop(plane.port, tokens, args, emulator)

@@ -162,6 +162,16 @@ def test_which_views_are_async(handler):
     assert not ControlPlaneASGIHandler.path_is_async({"path": "/nowhere"})
 
 
+def test_daphne_makes_requests_that_leave_form_bodies_to_django():
+    from daphne import http_protocol
+
+    from agentos_site import asgi, serving  # noqa: F401 (asgi installs serving's request class)
+
+    assert http_protocol.WebRequest is serving.WebRequest
+    protocol = http_protocol.HTTPFactory(server=None).buildProtocol(("127.0.0.1", 0))
+    assert protocol.requestFactory is serving.WebRequest
+
+
 def test_the_site_serves_through_this_handler():
     from agentos_site.asgi import django_asgi_app
 

@@ -1,9 +1,9 @@
 """Tripwires: the library text that our overrides and copies were written against.
 
 Each fenced module leans on the exact source of something in Django, asgiref, psycopg, psycopg_pool,
-django-q2 or simplejwt (a copy, an overridden private method, a private attribute, a behaviour worked
-around). An
-upgrade that changes that text fails here, saying what to re-check; once re-checked, record the new digest.
+django-q2, simplejwt, daphne or Twisted (a copy, an overridden private method, a private attribute, a
+behaviour worked around). An upgrade that changes that text fails here, saying what to re-check; once
+re-checked, record the new digest.
 """
 
 from __future__ import annotations
@@ -17,7 +17,16 @@ from importlib import metadata
 
 import pytest
 
-PINNED = ("Django", "asgiref", "psycopg", "psycopg-pool", "django-q2", "djangorestframework-simplejwt")
+PINNED = (
+    "Django",
+    "asgiref",
+    "psycopg",
+    "psycopg-pool",
+    "django-q2",
+    "djangorestframework-simplejwt",
+    "daphne",
+    "Twisted",
+)
 
 
 @dataclass(frozen=True)
@@ -203,6 +212,27 @@ FENCES = [
         (
             "RevocableJWTAuthentication.get_user is a copy with the user lookup joined to the cutoff and "
             "the agent check: port every refusal that changed (claims, inactive users, revoke claim)"
+        ),
+    ),
+    Fence(
+        "daphne.http_protocol:HTTPFactory.buildProtocol",
+        "35e878a6e0e41af21a217987f9ce6d49762b9e24e953f7fb74d556b25463e176",
+        "agentos_site/serving.py",
+        "daphne must still make its requests from the module global WebRequest that install() replaces",
+    ),
+    Fence(
+        "twisted.web.http:Request.__init__",
+        "2d3f7dbd28d0ce02f4b8f99942bd6e2f62165fc512304e8f366b361444278e29",
+        "agentos_site/serving.py",
+        "parsePOSTFormSubmission must still be the keyword that turns the form parsing off",
+    ),
+    Fence(
+        "twisted.web.http:Request.requestReceived",
+        "99ca6c5e24305de4a0cf1270a1cf624046cded1ceb23fb1c62bd743074f61d3f",
+        "agentos_site/serving.py",
+        (
+            "with parsePOSTFormSubmission off, the body must still be left whole in request.content "
+            "(daphne reads it from there) and nothing else may parse it"
         ),
     ),
 ]

@@ -40,16 +40,14 @@ def environment(ssot_path: Path, settings) -> dict[str, str]:
     }
 
 
-def post(url: str, event: str, body: bytes, *, guid: str | None = None) -> int:
+def post(url: str, event: str, body: bytes, *, guid: str | None = None, content_type: str = "") -> int:
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    headers = github_headers(body, event=event, secret=SECRET, guid=guid)
+    if content_type:
+        headers["Content-Type"] = content_type
     try:
-        conn.request(
-            "POST",
-            "/webhooks/github",
-            body=body,
-            headers=github_headers(body, event=event, secret=SECRET, guid=guid),
-        )
+        conn.request("POST", "/webhooks/github", body=body, headers=headers)
         return conn.getresponse().status
     finally:
         conn.close()
@@ -143,3 +141,17 @@ def test_a_chunked_body_over_the_limit_is_413_over_real_http(ssot_path, settings
         assert json.loads(response.read()) == {"detail": "The body is over the limit of 26214400 bytes."}
         conn.close()
     assert not WebhookDelivery.objects.exists()
+
+
+def test_a_form_encoded_delivery_reaches_django_whole_over_real_http(ssot_path, settings):
+    """daphne's Twisted no longer parses form bodies (agentos_site/serving.py): Django still gets the
+    body as sent, signature and all."""
+    from urllib.parse import urlencode
+
+    body = urlencode({"payload": json.dumps(payload("issues_opened"))}).encode()
+    with ControlPlane(environment(ssot_path, settings), worker=False) as plane:
+        status = post(
+            plane.url, "issues", body, guid="form-live", content_type="application/x-www-form-urlencoded"
+        )
+    assert status == 202
+    assert WebhookDelivery.objects.get(guid="form-live").action == "opened"
