@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import weakref
 from collections import deque
 from collections.abc import Iterator
@@ -47,7 +48,7 @@ from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefi
 from django.core.handlers.base import BaseHandler
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-from django.urls import Resolver404, get_resolver, set_script_prefix
+from django.urls import Resolver404, URLResolver, get_resolver, set_script_prefix
 
 from core import blocking
 
@@ -185,8 +186,16 @@ class ControlPlaneASGIHandler(ASGIHandler):
         here); an unknown path is served by the sync chain (its 404)."""
         script_name = get_script_prefix(scope)  # the path_info ASGIRequest will have
         path_info = scope["path"].removeprefix(script_name) if script_name else scope["path"]
-        try:
-            match = get_resolver().resolve(path_info)
-        except Resolver404:
-            return False
-        return iscoroutinefunction(match.func)
+        return _resolves_to_coroutine(get_resolver(), path_info)
+
+
+@functools.lru_cache(maxsize=1024)
+def _resolves_to_coroutine(resolver: URLResolver, path_info: str) -> bool:
+    """Resolved once per resolver and path: the same few paths come again and again, and resolving
+    took 0.3 ms of each API write's CPU. Keyed by the resolver, which Django makes anew when its URL
+    caches are cleared (a changed ROOT_URLCONF), so an answer never outlives its URLconf."""
+    try:
+        match = resolver.resolve(path_info)
+    except Resolver404:
+        return False
+    return iscoroutinefunction(match.func)

@@ -162,6 +162,19 @@ def test_which_views_are_async(handler):
     assert not ControlPlaneASGIHandler.path_is_async({"path": "/nowhere"})
 
 
+def test_which_chain_a_path_takes_is_resolved_once_per_urlconf(handler, settings):
+    from agentos_site.asgi_handler import _resolves_to_coroutine
+
+    _resolves_to_coroutine.cache_clear()
+    for _ in range(3):
+        assert ControlPlaneASGIHandler.path_is_async({"path": "/async"})
+    assert (_resolves_to_coroutine.cache_info().hits, _resolves_to_coroutine.cache_info().misses) == (2, 1)
+    settings.ROOT_URLCONF = "agentos_site.urls"  # Django clears its URL caches: a new resolver
+    assert not ControlPlaneASGIHandler.path_is_async({"path": "/async"})  # no such page there
+    settings.ROOT_URLCONF = __name__
+    assert ControlPlaneASGIHandler.path_is_async({"path": "/async"})
+
+
 def test_daphne_makes_requests_that_leave_form_bodies_to_django():
     from daphne import http_protocol
 
