@@ -188,6 +188,22 @@ def task_summary(task: Task) -> dict[str, Any]:
     }
 
 
+# The fields message_summary reads: a query for the events of new messages loads only these.
+MESSAGE_SUMMARY_FIELDS = (
+    "msg_id",
+    "type",
+    "sender",
+    "recipient",
+    "task_id",
+    "timestamp",
+    "requires_ack",
+    "ack_state",
+    "ack_deadline",
+    "acked_at",
+    "context_ref",
+)
+
+
 def message_summary(message: Message) -> dict[str, Any]:
     return {
         "msg_id": message.msg_id,

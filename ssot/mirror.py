@@ -24,13 +24,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 import amp
 from ssot import events
 from ssot.audit import DECISION_ACTIONS
-from ssot.bulk import Upsert, select_in
+from ssot.bulk import Upsert, advance, select_in
 from ssot.documents import (
     FileInvalid,
     dump_json,
@@ -411,7 +411,7 @@ class Mirror:
             self._escalations(list(Message.objects.filter(msg_id__in=escalations)))
         fresh = [msg_id for msg_id in msg_ids if msg_id not in states]
         if self._room_for(len(fresh)):
-            for message in Message.objects.filter(msg_id__in=fresh):
+            for message in Message.objects.filter(msg_id__in=fresh).only(*events.MESSAGE_SUMMARY_FIELDS):
                 self._emit(events.message(message))
 
     def _escalations(self, messages: list[Message]) -> None:
@@ -748,11 +748,16 @@ class Mirror:
         seen = {name: value for name, value in self.seen.items() if name in settings.AGENTS}
         if not seen:
             return
-        Agent.objects.bulk_create([Agent(name=name) for name in seen], ignore_conflicts=True)
-        for name, (at, via) in seen.items():
-            Agent.objects.filter(name=name).filter(Q(last_seen__isnull=True) | Q(last_seen__lt=at)).update(
-                last_seen=at, last_seen_via=via
-            )
+        known = {name for (name,) in select_in(Agent, "name", list(seen))}
+        if missing := [name for name in seen if name not in known]:
+            Agent.objects.bulk_create([Agent(name=name) for name in missing], ignore_conflicts=True)
+        # A later time already recorded (by another pass) stays.
+        advance(
+            Agent,
+            key="name",
+            when="last_seen",
+            rows=[(name, at, {"last_seen_via": via}) for name, (at, via) in seen.items()],
+        )
 
     def _ledger(self, files: list[FileUpdate], *, kind: str) -> None:
         """Record these files, mirrored into their rows, as valid at their blob SHA."""
@@ -773,12 +778,14 @@ class Mirror:
         by_id: dict[str, list[FileUpdate]] = {}
         for update in files:
             by_id.setdefault(stem(update.path), []).append(update)
-        elsewhere = {
-            row.msg_id: row
-            for row in model.objects.filter(msg_id__in=list(by_id), ssot_path__isnull=False).exclude(
-                ssot_path__in=[update.path for update in files]
-            )
-        }
+        paths = {update.path for update in files}
+        # The ids' rows at another path: read in full only when there are any (new files have none).
+        moved = [
+            msg_id
+            for msg_id, at in select_in(model, "msg_id", list(by_id), ["ssot_path"])
+            if at and at not in paths
+        ]
+        elsewhere = {row.msg_id: row for row in model.objects.filter(msg_id__in=moved)} if moved else {}
         kept: list[FileUpdate] = []
         for msg_id, updates in by_id.items():
             row = elsewhere.get(msg_id)

@@ -75,24 +75,22 @@ class SyncReport:
         return data
 
 
+def sync_key() -> dict[str, Any]:
+    """What names the configured store's SyncState row (its unique backend, repository and branch)."""
+    return {"backend": get_store().backend, "repository": repository_label(), "branch": branch()}
+
+
 def sync_failing() -> SyncState | None:
     """The sync's state while its last attempt failed, else None; reads without creating the row."""
     return (
-        SyncState.objects.filter(
-            backend=get_store().backend,
-            repository=repository_label(),
-            branch=branch(),
-            consecutive_errors__gt=0,
-        )
+        SyncState.objects.filter(**sync_key(), consecutive_errors__gt=0)
         .only("consecutive_errors", "last_error", "last_error_at")
         .first()
     )
 
 
 def sync_state() -> SyncState:
-    state, _ = SyncState.objects.get_or_create(
-        backend=get_store().backend, repository=repository_label(), branch=branch()
-    )
+    state, _ = SyncState.objects.get_or_create(**sync_key())
     return state
 
 

@@ -49,7 +49,7 @@ from ssot.stores.base import (
     git_blob_sha,
 )
 from ssot.stores.factory import get_store
-from ssot.sync import sync_state
+from ssot.sync import sync_key, sync_state
 
 log = logging.getLogger(__name__)
 
@@ -536,9 +536,7 @@ def _mirror(committed: Committed, *, before: Callable[[], None] | None = None) -
             mirror.finish()
             if committed.parent is not None:
                 # The mirror was exact at the parent and now holds this commit's files: it is exact here.
-                SyncState.objects.filter(pk=sync_state().pk, head=committed.parent).update(
-                    head=committed.head
-                )
+                SyncState.objects.filter(**sync_key(), head=committed.parent).update(head=committed.head)
             events.broadcast_all_on_commit(mirror.events)
             return mirror
     except DatabaseError:

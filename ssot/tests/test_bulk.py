@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection
 
-from ssot.bulk import Upsert, select_in
+from ssot.bulk import Upsert, advance, select_in
 from ssot.models import Agent
 
 MOMENTS = [
@@ -84,3 +84,45 @@ def test_select_in_finds_the_rows_of_the_keys_in_batches(monkeypatch: pytest.Mon
         ("agent-6", "timeout"),
     ]
     assert select_in(Agent, "name", []) == []
+
+
+@pytest.mark.django_db
+def test_advance_moves_a_time_forward_only_and_stores_it_exactly_as_the_orm_would() -> None:
+    moments = [moment for moment in MOMENTS if moment is not None]
+    for n, moment in enumerate(moments):
+        Agent.objects.create(name=f"orm-{n}")
+        Agent.objects.filter(name=f"orm-{n}").update(last_seen=moment, last_seen_via="task")
+        Agent.objects.create(name=f"bulk-{n}")
+    advance(
+        Agent,
+        key="name",
+        when="last_seen",
+        rows=[(f"bulk-{n}", moment, {"last_seen_via": "task"}) for n, moment in enumerate(moments)],
+    )
+    assert stored([f"bulk-{n}" for n in range(len(moments))]) == stored(
+        [f"orm-{n}" for n in range(len(moments))]
+    )
+
+    first = datetime(2025, 1, 31, 12, 0, tzinfo=UTC)
+    Agent.objects.create(name="executor", last_seen=first, last_seen_via="heartbeat")
+    Agent.objects.create(name="reviewer", last_seen=first, last_seen_via="heartbeat")
+    advance(
+        Agent,
+        key="name",
+        when="last_seen",
+        rows=[
+            ("executor", first + timedelta(seconds=1), {"last_seen_via": "message"}),
+            ("reviewer", first - timedelta(seconds=1), {"last_seen_via": "message"}),
+            ("nobody", first, {"last_seen_via": "message"}),
+        ],
+    )
+
+    rows = {
+        a.name: (a.last_seen, a.last_seen_via)
+        for a in Agent.objects.filter(name__in=["executor", "reviewer"])
+    }
+    assert rows == {
+        "executor": (first + timedelta(seconds=1), "message"),
+        "reviewer": (first, "heartbeat"),  # it holds a later time: it stays
+    }
+    assert not Agent.objects.filter(name="nobody").exists()
