@@ -148,6 +148,22 @@ def select_in(
     return found
 
 
+def select_where(
+    model: type[models.Model], where: Mapping[str, str], fields: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """`fields` of the rows whose text fields equal `where`, as the database holds them: a plain query
+    (the ORM compiles one again on every call)."""
+    meta, quote = model._meta, connection.ops.quote_name
+    columns = ", ".join(quote(_column(meta.get_field(name))) for name in fields)
+    conditions = " AND ".join(f"{quote(_column(meta.get_field(name)))} = %s" for name in where)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {conditions}",  # noqa: S608 (from the model)
+            list(where.values()),
+        )
+        return cursor.fetchall()
+
+
 def advance(
     model: type[models.Model], *, key: str, when: str, rows: Sequence[tuple[Any, datetime, dict[str, Any]]]
 ) -> None:

@@ -765,8 +765,8 @@ class Mirror:
         for f in files:
             writer.add({"path": f.path, "kind": kind, "blob_sha": f.sha, "quarantined": False})
         writer.write()
-        if QuarantinedFile.objects.exists():
-            QuarantinedFile.objects.filter(path__in=[f.path for f in files]).delete()
+        if quarantined := [path for (path,) in select_in(QuarantinedFile, "path", [f.path for f in files])]:
+            QuarantinedFile.objects.filter(path__in=quarantined).delete()
 
     def _in_one_place(self, files: list[FileUpdate], model: type[Message] | type[Ack]) -> list[FileUpdate]:
         """The files whose id (their name) is nowhere else: message and ack files may sit in dated

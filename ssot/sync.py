@@ -28,6 +28,7 @@ from core.errors import SsotUnavailable, SyncFailed
 from core.redact import public
 from ssot import events
 from ssot.audit import audit_queue
+from ssot.bulk import select_where
 from ssot.locking import mirror_lock
 from ssot.mirror import FileUpdate, Mirror, MirrorFailed, describe
 from ssot.models import SsotFile, SyncState
@@ -92,6 +93,12 @@ def sync_failing() -> SyncState | None:
 def sync_state() -> SyncState:
     state, _ = SyncState.objects.get_or_create(**sync_key())
     return state
+
+
+def mirrored_head() -> str | None:
+    """`sync_state().head`, in one plain query once the row exists (every group commit asks)."""
+    found = select_where(SyncState, sync_key(), ["head"])
+    return found[0][0] if found else sync_state().head
 
 
 def sync(*, full: bool = False, store: Store | None = None) -> SyncReport:

@@ -49,7 +49,7 @@ from ssot.stores.base import (
     git_blob_sha,
 )
 from ssot.stores.factory import get_store
-from ssot.sync import sync_key, sync_state
+from ssot.sync import mirrored_head, sync_key
 
 log = logging.getLogger(__name__)
 
@@ -410,7 +410,7 @@ def _commit(store: Store, batch: list[_Pending]) -> tuple[list[tuple[_Pending, C
     for attempt in range(settings.SSOT_WRITE_RETRIES):
         try:
             head = store.head()
-            mirrored = sync_state().head
+            mirrored = mirrored_head()
             view = HeadView(store, head, ledger_exact=head is not None and head == mirrored)
             view.prefetch(pending.reads for pending in batch if not pending.done.is_set())
             drafted, leftover = _draft(view, batch)

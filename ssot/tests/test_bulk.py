@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection
 
-from ssot.bulk import Upsert, advance, select_in
+from ssot.bulk import Upsert, advance, select_in, select_where
 from ssot.models import Agent
 
 MOMENTS = [
@@ -126,3 +126,12 @@ def test_advance_moves_a_time_forward_only_and_stores_it_exactly_as_the_orm_woul
         "reviewer": (first, "heartbeat"),  # it holds a later time: it stays
     }
     assert not Agent.objects.filter(name="nobody").exists()
+
+
+@pytest.mark.django_db
+def test_select_where_finds_the_rows_whose_fields_all_match() -> None:
+    Agent.objects.create(name="executor", status="ok", last_seen_via="task")
+    Agent.objects.create(name="reviewer", status="ok", last_seen_via="ack")
+
+    assert select_where(Agent, {"status": "ok", "last_seen_via": "ack"}, ["name"]) == [("reviewer",)]
+    assert select_where(Agent, {"status": "timeout"}, ["name"]) == []

@@ -279,7 +279,7 @@ def test_dated_folders_hold_the_control_planes_messages_and_read_like_flat_ones(
 
 def _view(store) -> writing.HeadView:
     head = store.head()
-    return writing.HeadView(store, head, ledger_exact=head == writing.sync_state().head)
+    return writing.HeadView(store, head, ledger_exact=head == writing.mirrored_head())
 
 
 def test_a_batch_of_messages_reads_the_ledger_and_the_rows_once_for_all_its_drafts(

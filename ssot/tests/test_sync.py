@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from ssot.models import Ack, Agent, AuditEntry, Escalation, Message, QuarantinedFile, SsotFile, Task
+from ssot.models import (
+    Ack,
+    Agent,
+    AuditEntry,
+    Escalation,
+    Message,
+    QuarantinedFile,
+    SsotFile,
+    SyncState,
+    Task,
+)
 from ssot.stores.base import StoreUnavailable
-from ssot.sync import sync
+from ssot.sync import mirrored_head, sync, sync_state
 from ssot.verify import differences
 from testing.content import commit, dispatch, result, task_doc
 
@@ -293,3 +303,15 @@ def test_a_message_id_found_at_two_paths_is_quarantined_in_both_places(store):
     sync(full=True)
     assert Message.objects.get(msg_id=message["msg_id"]).ssot_path == dated
     assert differences(store) == []
+
+
+@pytest.mark.django_db
+def test_the_mirrored_head_is_the_sync_states_and_its_row_exists_once_asked(store):
+    assert not SyncState.objects.exists()
+    assert mirrored_head() == ""  # never synced
+    assert SyncState.objects.count() == 1  # created, as sync_state() does
+
+    head = commit(store, {"tasks/T-1.json": task_doc("T-1")})
+    sync()
+
+    assert mirrored_head() == head == sync_state().head
