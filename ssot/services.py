@@ -215,7 +215,8 @@ def _decide(
             ],
         )
 
-    write(build, author=actor)
+    # The task, its pending approvals and the policy: what a decision's draft reads (_policy_at, _pending).
+    write(build, author=actor, reads=Reads(paths=(path, approvals_path(task_id), POLICY_PATH)))
     step: _Step = outcome["step"]
     decision = Decision(
         task_id=task_id,
