@@ -7,12 +7,14 @@ that brings a token needs no `Origin`. A bad token never falls back to the cooki
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.security.websocket import AllowedHostsOriginValidator
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.exceptions import AuthenticationFailed
@@ -99,13 +101,17 @@ def may_watch(user: Any) -> bool:
 
 @database_sync_to_async
 def still_allowed(scope: Any) -> bool:
-    """Whether the socket's credential still holds: the token is valid (not revoked, not expired) or the
-    session's user is still active."""
+    """Whether the socket's credential still holds: the token is valid (not revoked, not expired), or
+    the session still exists (not signed out, not ended everywhere) and its user is still active."""
     raw = scope.get(CREDENTIAL)
     if raw is not None:
         user = user_for_token_sync(raw)
         return bool(user.is_authenticated)
     user = scope.get("user")
     if user is None or not user.is_authenticated:
+        return False
+    session = scope.get("session")
+    key = session.session_key if session is not None else None
+    if not key or not import_module(settings.SESSION_ENGINE).SessionStore().exists(key):
         return False
     return get_user_model().objects.filter(pk=user.pk, is_active=True).exists()

@@ -134,12 +134,18 @@ admin.site.unregister(User)
 class AgentOSUserAdmin(UserAdmin):
     actions = ["sign_out_everywhere"]
 
-    @admin.action(description="Sign out everywhere (refuse every JWT issued so far)", permissions=["change"])
+    @admin.action(
+        description="Sign out everywhere (refuse every JWT issued so far, end browser sessions)",
+        permissions=["change"],
+    )
     def sign_out_everywhere(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
         actor = request.user.get_username()
         for user in queryset:
-            credentials.tokens_revoke(user=user, reason="signed out everywhere", actor=actor)
+            ended = credentials.sign_out_everywhere(user=user, actor=actor)
             self.message_user(
-                request, f"{user.get_username()}: every JWT issued so far is refused.", messages.SUCCESS
+                request,
+                f"{user.get_username()}: every JWT issued so far is refused; "
+                f"{ended} browser session{'' if ended == 1 else 's'} ended.",
+                messages.SUCCESS,
             )
         return None

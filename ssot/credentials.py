@@ -6,7 +6,8 @@ are audited (queued for the SSOT) with the key's id, never its secret.
 
 A JWT carries `auth_epoch`, the user's cutoff when it was issued (0 before any); a password change, a
 deactivation or "sign out everywhere" moves the cutoff, and every token issued before stops working,
-re-activation included.
+re-activation included. "Sign out everywhere" also ends the user's browser sessions (`sessions_end`): a
+password change already does (Django's session hash), and a deactivated user's session names nobody.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib import import_module
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
@@ -193,6 +197,28 @@ def tokens_revoke(*, user: Any, reason: str, actor: str) -> datetime:
     )
     log.info("JWTs of %s revoked (%s) by %s", user.get_username(), reason, actor)
     return now
+
+
+def sessions_end(user: Any) -> int:
+    """End every live browser session of `user`; returns how many. The sessions are found by reading
+    them (Django keeps no index of sessions by user), which the database and cached-database engines
+    allow; the store's own delete clears a cached copy too."""
+    from django.contrib.sessions.models import Session
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    ended = 0
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if session.get_decoded().get(SESSION_KEY) == str(user.pk):
+            store().delete(session.session_key)
+            ended += 1
+    log.info("%d browser session(s) of %s ended", ended, user.get_username())
+    return ended
+
+
+def sign_out_everywhere(*, user: Any, actor: str) -> int:
+    """Refuse every JWT `user` holds and end its browser sessions; returns the sessions ended."""
+    tokens_revoke(user=user, reason="signed out everywhere", actor=actor)
+    return sessions_end(user)
 
 
 def key_id_of(value: str) -> str:

@@ -110,3 +110,14 @@ async def test_a_socket_whose_key_holds_stays_open_across_rechecks(agent, settin
     # Several re-checks pass while the key holds: nothing but pings (none yet) arrives, no close.
     assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()
+
+
+async def test_a_session_socket_is_closed_once_its_user_is_signed_out_everywhere(settings):
+    settings.WS_AUTH_RECHECK_SEC = 0.05
+    staff = await database_sync_to_async(UserFactory)(username="alice", password="!")
+    communicator = await open_socket(cookie=await sync_to_async(session_cookie)(staff))
+    assert await init_of(communicator) == "init"
+    assert await communicator.receive_nothing(timeout=0.2)  # re-checks pass while the session lives
+    ended = await database_sync_to_async(credentials.sign_out_everywhere)(user=staff, actor="admin")
+    assert ended == 1
+    assert await closed_after_events(communicator) == CLOSE_UNAUTHENTICATED

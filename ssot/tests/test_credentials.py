@@ -320,9 +320,30 @@ def test_sign_out_everywhere_in_the_admin_refuses_earlier_jwts(client):
         follow=True,
     )
     assert response.status_code == 200
-    assert "every JWT issued so far is refused" in response.content.decode()
+    assert "every JWT issued so far is refused; 0 browser sessions ended" in response.content.decode()
     assert bearer(old).get("/api/tasks/").status_code == 401
     assert AuditEntry.objects.filter(action="tokens_revoked", actor="root").exists()
+
+
+def test_sign_out_everywhere_ends_the_users_browser_sessions_and_only_theirs(client):
+    from django.test import Client
+
+    target = make_user("staff", username="bob")
+    other = make_user("staff", username="carol")
+    phone, laptop, carols = Client(), Client(), Client()
+    for browser, user in ((phone, target), (laptop, target), (carols, other)):
+        browser.force_login(user)
+        assert browser.get("/dashboard/").status_code == 200
+    client.force_login(make_user("staff", username="root", is_superuser=True))
+    response = client.post(
+        "/admin/auth/user/", {"action": "sign_out_everywhere", "_selected_action": [target.pk]}, follow=True
+    )
+    # The admin capitalises the first letter of a message.
+    assert "Bob: every JWT issued so far is refused; 2 browser sessions ended" in response.content.decode()
+    for browser in (phone, laptop):
+        assert browser.get("/dashboard/").status_code == 302  # to the login page
+    assert carols.get("/dashboard/").status_code == 200
+    assert client.get("/admin/").status_code == 200  # the admin who acted is still signed in
 
 
 # -- the admin -------------------------------------------------------------------------------------
