@@ -179,6 +179,8 @@ def run_store(args: argparse.Namespace) -> None:
         else:
             emulator.latency = args.latency
             open_loop(plane.port, tokens, args, emulator)
+    if emulator is None:
+        write_path(args)
     if emulator is not None:
         emulator.stop()
 
@@ -360,6 +362,43 @@ def _busiest_minute(times: list[float]) -> int:
             left += 1
         best = max(best, right - left + 1)
     return best
+
+
+def write_path(args: argparse.Namespace) -> None:
+    """The write path alone: as many threads as agents calling ssot.services.message_create in this
+    process (no HTTP, no authentication), for args.seconds; what its group commit costs a message."""
+    import resource
+
+    from django.db import close_old_connections
+
+    from ssot import services
+
+    written = [0] * args.agents
+    stop = time.monotonic() + args.seconds
+
+    def agent(index: int) -> None:
+        name, n = AGENTS[index % len(AGENTS)], index
+        while time.monotonic() < stop:
+            services.message_create(raw=envelope(name, n, salt="write-path"), sender=name)
+            written[index] += 1
+            n += args.agents
+        close_old_connections()
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.monotonic()
+    threads = [threading.Thread(target=agent, args=(index,)) for index in range(args.agents)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    count = sum(written)
+    print(
+        f"  write path alone ({args.agents} threads calling message_create in one process, no HTTP): "
+        f"{count / elapsed:.0f} messages/s, {cpu / max(count, 1) * 1000:.2f} ms of CPU a message"
+    )
 
 
 if __name__ == "__main__":
