@@ -164,6 +164,20 @@ def select_where(
         return cursor.fetchall()
 
 
+def update_where(model: type[models.Model], where: Mapping[str, str], values: Mapping[str, str]) -> int:
+    """Set text fields to `values` in the rows whose text fields equal `where`; how many rows changed.
+    What `QuerySet.update` does for plain text (no signals either), without compiling it again."""
+    meta, quote = model._meta, connection.ops.quote_name
+    assignments = ", ".join(f"{quote(_column(meta.get_field(name)))} = %s" for name in values)
+    conditions = " AND ".join(f"{quote(_column(meta.get_field(name)))} = %s" for name in where)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {conditions}",  # noqa: S608 (from the model)
+            [*values.values(), *where.values()],
+        )
+        return cursor.rowcount
+
+
 def advance(
     model: type[models.Model], *, key: str, when: str, rows: Sequence[tuple[Any, datetime, dict[str, Any]]]
 ) -> None:

@@ -35,7 +35,7 @@ from django.db import DatabaseError, connection, transaction
 from core.blocking import blocked
 from core.errors import Conflict, SsotBusy, SsotUnavailable
 from ssot import budget, events, metrics
-from ssot.bulk import select_in
+from ssot.bulk import select_in, update_where
 from ssot.locking import LockTimeout, mirror_lock, write_lock
 from ssot.mirror import FileUpdate, Mirror
 from ssot.models import Ack, AuditEntry, Message, SsotFile, SyncState
@@ -536,7 +536,7 @@ def _mirror(committed: Committed, *, before: Callable[[], None] | None = None) -
             mirror.finish()
             if committed.parent is not None:
                 # The mirror was exact at the parent and now holds this commit's files: it is exact here.
-                SyncState.objects.filter(**sync_key(), head=committed.parent).update(head=committed.head)
+                update_where(SyncState, {**sync_key(), "head": committed.parent}, {"head": committed.head})
             events.broadcast_all_on_commit(mirror.events)
             return mirror
     except DatabaseError:

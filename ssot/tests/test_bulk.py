@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection
 
-from ssot.bulk import Upsert, advance, select_in, select_where
+from ssot.bulk import Upsert, advance, select_in, select_where, update_where
 from ssot.models import Agent
 
 MOMENTS = [
@@ -135,3 +135,15 @@ def test_select_where_finds_the_rows_whose_fields_all_match() -> None:
 
     assert select_where(Agent, {"status": "ok", "last_seen_via": "ack"}, ["name"]) == [("reviewer",)]
     assert select_where(Agent, {"status": "timeout"}, ["name"]) == []
+
+
+@pytest.mark.django_db
+def test_update_where_changes_only_the_rows_whose_fields_all_match() -> None:
+    Agent.objects.create(name="executor", status="ok", last_seen_via="task")
+    Agent.objects.create(name="reviewer", status="ok", last_seen_via="ack")
+
+    changed = update_where(Agent, {"status": "ok", "last_seen_via": "ack"}, {"status": "timeout"})
+
+    assert changed == 1
+    assert dict(Agent.objects.values_list("name", "status")) == {"executor": "ok", "reviewer": "timeout"}
+    assert update_where(Agent, {"name": "nobody"}, {"status": "ok"}) == 0
