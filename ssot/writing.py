@@ -389,15 +389,22 @@ def _write_batch(store: Store, batch: list[_Pending]) -> list[_Pending]:
             for pending in batch:
                 pending.finish(error=failure)
             return []
-        except Conflict as exc:
+        except Exception as exc:
+            # A conflict, or a failure around the drafts (the database, reading a batch ahead): every
+            # change of the batch gets it; one left unfinished would return as if it wrote nothing.
             for pending in batch:
                 if not pending.done.is_set():
                     pending.finish(error=exc)
+            if not isinstance(exc, Conflict):
+                log.exception("drafting a batch of %d changes failed", len(batch))
             return []
-    if drafted:
-        _mirror_batch(drafted)
-    for pending, committed in drafted:
-        pending.finish(result=committed)
+    try:
+        if drafted:
+            _mirror_batch(drafted)
+    finally:
+        # Committed whatever the mirror did (the next sync repairs the rows): each change is told so.
+        for pending, committed in drafted:
+            pending.finish(result=committed)
     return leftover
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pygit2
 import pytest
-from django.db import close_old_connections, connection
+from django.db import OperationalError, close_old_connections, connection
 from django.test.utils import CaptureQueriesContext
 
 from core.errors import Conflict, SsotBusy, WrongState
@@ -351,3 +351,22 @@ def test_a_resend_finds_its_message_where_its_row_says_even_off_its_declared_pat
 
     assert again.created is False
     assert list(Message.objects.values_list("ssot_path", flat=True)) == [path]
+
+
+def test_a_database_failure_around_the_drafts_fails_every_change_of_the_batch(held, git_dir, monkeypatch):
+    """Not one of them returns as if it had nothing to write."""
+    before = len(_log(git_dir))
+    for n in range(3):
+        message = dispatch(f"T-{n}", n=n)
+        held.start(
+            f"m{n}", lambda message=message: services.message_create(raw=message, sender="coordinator")
+        )
+
+    def unavailable() -> str:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(writing, "mirrored_head", unavailable)
+    results = held.release()
+
+    assert all(isinstance(results[f"m{n}"], OperationalError) for n in range(3)), results
+    assert len(_log(git_dir)) == before + 1  # the held writer's commit only
