@@ -21,6 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from core.errors import Conflict, SsotBusy, WrongState
 from ssot import services, writing
 from ssot.documents import dump_json
+from ssot.mirror import MirrorFailed
 from ssot.models import AuditEntry, Message, Task
 from ssot.sync import sync
 from ssot.verify import differences
@@ -370,3 +371,26 @@ def test_a_database_failure_around_the_drafts_fails_every_change_of_the_batch(he
 
     assert all(isinstance(results[f"m{n}"], OperationalError) for n in range(3)), results
     assert len(_log(git_dir)) == before + 1  # the held writer's commit only
+
+
+def test_a_mirror_that_fails_leaves_every_change_of_the_batch_told_it_was_committed(
+    held, git_dir, monkeypatch
+):
+    """The leader's own call raises; the others learn their message is written (the next sync repairs
+    the rows), not that there was nothing to write."""
+    for n in range(3):
+        message = dispatch(f"T-{n}", n=n)
+        held.start(
+            f"m{n}", lambda message=message: services.message_create(raw=message, sender="coordinator")
+        )
+
+    def failing(self) -> None:
+        raise MirrorFailed("mirroring: the test's failure")
+
+    monkeypatch.setattr(writing.Mirror, "finish", failing)
+    results = held.release()
+
+    outcomes = [results[f"m{n}"] for n in range(3)]
+    assert sum(isinstance(outcome, MirrorFailed) for outcome in outcomes) == 1, outcomes
+    assert all(outcome.created for outcome in outcomes if not isinstance(outcome, MirrorFailed))
+    assert _log(git_dir)[0].message.splitlines()[0] == "3 changes"
