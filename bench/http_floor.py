@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import http.client
 import os
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from bench.setup import percentile
+from bench.setup import in_threads, percentile
 
 APP = "bench.http_floor:application"
 Request = tuple[str, str, bytes | None, dict[str, str]]  # method, path, body, headers
@@ -76,13 +73,7 @@ def closed_loop(
             n += agents
         connection.close()
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=agent, args=(index,)) for index in range(agents)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - started
+    elapsed = in_threads(agents, agent)
     return len(latencies) / elapsed, percentile(latencies, 0.5), percentile(latencies, 0.99), statuses
 
 
@@ -96,20 +87,14 @@ def _line(label: str, figures: tuple[float, float, float, Counter[int]]) -> str:
 
 def report(port: int, token: str, agents: int, seconds: float, post: Callable[[int], bytes]) -> None:
     """Print the three floors: daphne alone (a process of its own), then Django and DRF in `port`'s."""
-    from testing.server import Process, free_port
+    from testing.server import Daphne
 
     json_headers = {"Content-Type": "application/json"}
-    bare_port = free_port()
-    bare = Process(
-        "daphne-bare",
-        [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(bare_port), APP],
-        dict(os.environ),
-    )
+    bare = Daphne(dict(os.environ), name="daphne-bare", app=APP)
     bare.start()
     try:
-        _wait(bare_port, bare)
         figures = closed_loop(
-            bare_port, agents, seconds, lambda n: ("POST", "/api/messages/", post(n), json_headers)
+            bare.port, agents, seconds, lambda n: ("POST", "/api/messages/", post(n), json_headers)
         )
         print(_line("floor: daphne alone (a bare ASGI app answering the same POSTs)", figures))
     finally:
@@ -119,19 +104,3 @@ def report(port: int, token: str, agents: int, seconds: float, post: Callable[[i
     auth = {"Authorization": f"Bearer {token}"}
     figures = closed_loop(port, agents, seconds, lambda n: ("GET", "/api/messages/?limit=1", None, auth))
     print(_line("floor: an authenticated DRF read (GET /api/messages/?limit=1 as an agent)", figures))
-
-
-def _wait(port: int, process: Any) -> None:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if not process.alive():
-            raise RuntimeError(f"daphne-bare exited:\n{process.output()}")
-        try:
-            with opener.open(f"http://127.0.0.1:{port}/", timeout=5):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("daphne-bare did not answer within 60 s")

@@ -1,10 +1,14 @@
-"""Django set up for a benchmark: its own var/ directory (so its SQLite and SSOT are fresh) and migrations."""
+"""Django set up for a benchmark: its own var/ directory (so its SQLite and SSOT are fresh) and migrations;
+and what several benchmarks share (percentiles, clients in threads)."""
 
 from __future__ import annotations
 
 import os
 import sys
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -29,3 +33,14 @@ def django_for_bench(name: str) -> Path:
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def in_threads(count: int, target: Callable[[int], None]) -> float:
+    """Run `target(index)` in `count` threads at once; the seconds until the last one ended."""
+    started = time.monotonic()
+    threads = [threading.Thread(target=target, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.monotonic() - started

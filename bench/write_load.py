@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import http_floor
-from bench.setup import django_for_bench, percentile
+from bench.setup import django_for_bench, in_threads, percentile
 
 AGENTS = ("coordinator", "executor", "reviewer")
 # Who writes to whom, and in which message type, per sending agent.
@@ -255,13 +255,8 @@ def closed_loop(port: int, tokens: dict[str, str], args: argparse.Namespace, *, 
                     sent[message["to"]].append(message["msg_id"])
             n += args.agents
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=agent, args=(index,)) for index in range(args.agents)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    report("messages, acks and decisions" if mixed else "messages only", tally, time.monotonic() - started)
+    elapsed = in_threads(args.agents, agent)
+    report("messages, acks and decisions" if mixed else "messages only", tally, elapsed)
 
 
 def report(label: str, tally: Tally, seconds: float) -> None:
@@ -385,13 +380,7 @@ def write_path(args: argparse.Namespace) -> None:
         close_old_connections()
 
     before = resource.getrusage(resource.RUSAGE_SELF)
-    started = time.monotonic()
-    threads = [threading.Thread(target=agent, args=(index,)) for index in range(args.agents)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - started
+    elapsed = in_threads(args.agents, agent)
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     count = sum(written)

@@ -130,7 +130,8 @@ class Process:
 
 
 class Daphne(Process):
-    """`daphne agentos_site.asgi:application` on a loopback port, quiet as the Procfile runs it."""
+    """`daphne agentos_site.asgi:application` (or another `app`) on a loopback port, quiet as the Procfile
+    runs it."""
 
     def __init__(
         self,
@@ -139,10 +140,11 @@ class Daphne(Process):
         port: int | None = None,
         name: str = "daphne",
         log_dir: Path | None = None,
+        app: str = "agentos_site.asgi:application",
     ) -> None:
         self.port = port or free_port()
         command = [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(self.port)]
-        super().__init__(name, [*command, "agentos_site.asgi:application"], env, log_dir=log_dir)
+        super().__init__(name, [*command, app], env, log_dir=log_dir)
 
     @property
     def url(self) -> str:
