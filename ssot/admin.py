@@ -91,6 +91,14 @@ def outcome_message(
         modeladmin.message_user(request, f"{label}: {done}", messages.SUCCESS)
 
 
+def _approvals_cell(task: Task, user: Any) -> str:
+    """What the approve form shows of a task's policy: approvals counted of those needed for this version
+    ("1 of 2"), and why this user may not approve it, when that is so (as the task page says)."""
+    status = approval_status(task, user)
+    counted = f"{status.have} of {status.need}"
+    return counted if status.may_approve else f"{counted} · {status.why_not}"
+
+
 def action_form_response(
     request: HttpRequest,
     modeladmin: admin.ModelAdmin,
@@ -297,7 +305,8 @@ class TaskAdmin(MirroredAdmin):
         rows = [
             {
                 "pk": task.pk,
-                "cells": [task.task_id, task.title, task.status, task.risk_level, task.blob_sha[:10]],
+                "cells": [task.task_id, task.title, task.status, task.risk_level, task.blob_sha[:10]]
+                + ([_approvals_cell(task, request.user)] if kind == "approve" else []),
                 "hidden": {f"sha_{task.pk}": request.POST.get(f"sha_{task.pk}") or task.blob_sha},
             }
             for task in tasks
@@ -312,7 +321,8 @@ class TaskAdmin(MirroredAdmin):
                 "is refused as stale."
             ),
             form=form,
-            columns=["Task", "Title", "Status", "Risk", "Blob SHA"],
+            columns=["Task", "Title", "Status", "Risk", "Blob SHA"]
+            + (["Approvals"] if kind == "approve" else []),
             rows=rows,
             submit=DECISIONS[kind]["title"],
         )

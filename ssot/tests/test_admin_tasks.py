@@ -164,6 +164,22 @@ def test_an_action_first_shows_the_form_with_each_tasks_sha(tasks, client):
     assert 'name="status"' not in html
 
 
+def test_the_approve_form_says_how_many_approvals_each_task_has_of_those_it_needs(tasks, client):
+    from html import unescape
+
+    from ssot.policy import approval_status
+
+    approver = make_user("approver")
+    client.force_login(approver)
+    html = unescape(choose(client, "approve_tasks", "T-1", "T-3").content.decode())
+    assert "<th scope=\"col\">Approvals</th>" in html
+    high = approval_status(Task.objects.get(task_id="T-1"), approver)
+    assert f"<td>0 of {high.need}</td>" in html  # the policy's count for a high-risk task
+    assert "0 of 1 · Task T-3 is 'in_progress', not awaiting approval." in html
+    # The reject form has no such column: a single rejection decides.
+    assert "Approvals" not in choose(client, "reject_tasks", "T-1").content.decode()
+
+
 def test_the_override_form_asks_for_a_target_status(tasks, client):
     html = choose(login(client, "operator"), "override_tasks", "T-3").content.decode()
     assert 'name="status"' in html
