@@ -172,7 +172,7 @@ def test_the_approve_form_says_how_many_approvals_each_task_has_of_those_it_need
     approver = make_user("approver")
     client.force_login(approver)
     html = unescape(choose(client, "approve_tasks", "T-1", "T-3").content.decode())
-    assert "<th scope=\"col\">Approvals</th>" in html
+    assert '<th scope="col">Approvals</th>' in html
     high = approval_status(Task.objects.get(task_id="T-1"), approver)
     assert f"<td>0 of {high.need}</td>" in html  # the policy's count for a high-risk task
     assert "0 of 1 · Task T-3 is 'in_progress', not awaiting approval." in html
