@@ -12,9 +12,9 @@ enforce them and `approval_status` explains them to the admin and the task page.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from jsonschema import Draft202012Validator
@@ -278,6 +278,55 @@ def _approval_entries(value: object) -> list[dict[str, Any]]:
         for item in value
         if isinstance(item, dict)
     ]
+
+
+class Counted(NamedTuple):
+    """A task version's approvals that count, and how many its level needs."""
+
+    have: int
+    need: int
+
+
+# Task ids per query when reading pending approvals for many tasks.
+_PENDING_BATCH = 500
+
+
+def approval_counts(tasks: Iterable[Task], *, policy: Policy | None = None) -> dict[str, Counted]:
+    """For each task awaiting approval among `tasks`, its approvals counted for the version mirrored and
+    the number needed, as `approval_status` counts them, for a list of many tasks: the policy and the
+    pending approvals are read once, and only a task with approvals of its current version costs more
+    (its document, for who requested it, its approvers, and whether each may approve: `decide_refusal`).
+    Tasks not awaiting approval are left out."""
+    awaiting = {task.task_id: task for task in tasks if task.status == Task.AWAITING_APPROVAL}
+    if not awaiting:
+        return {}
+    policy = policy or policy_in_force()
+    counts = {
+        task_id: Counted(0, policy.level(task.risk_level).approvals) for task_id, task in awaiting.items()
+    }
+    ids = list(awaiting)
+    for start in range(0, len(ids), _PENDING_BATCH):
+        chunk = ids[start : start + _PENDING_BATCH]
+        rows = TaskApprovals.objects.filter(task_id__in=chunk).only("task_id", "task_blob_sha", "approvals")
+        for pending in rows:
+            task = awaiting[pending.task_id]
+            if pending.task_blob_sha != task.blob_sha or not pending.approvals:
+                continue  # approvals of an older version count for nothing
+            document = (
+                Task.objects.filter(pk=task.pk).values_list("document", flat=True).first()
+                if "document" in task.get_deferred_fields()
+                else task.document
+            )
+            counted, _ = split_approvals(
+                [item for item in pending.approvals if isinstance(item, dict)],
+                task_id=task.task_id,
+                task_sha=task.blob_sha,
+                risk_level=task.risk_level,
+                policy=policy,
+                requested_by=document.get("requested_by") if isinstance(document, dict) else None,
+            )
+            counts[task.task_id] = Counted(len(counted), counts[task.task_id].need)
+    return counts
 
 
 def approval_status(task: Task, user: Any, *, policy: Policy | None = None) -> ApprovalStatus:

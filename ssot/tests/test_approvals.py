@@ -13,7 +13,7 @@ from core.errors import Forbidden, StaleSha
 from ssot import services
 from ssot.models import AuditEntry, Task, TaskApprovals
 from ssot.paths import POLICY_PATH
-from ssot.policy import approval_status, policy_in_force
+from ssot.policy import approval_counts, approval_status, policy_in_force
 from ssot.sync import sync
 from ssot.verify import differences
 from testing.api import make_user
@@ -313,3 +313,82 @@ def test_a_sealed_approval_copied_to_another_version_or_name_never_counts(store,
     sync()
     status = approval_status(Task.objects.get(), people["alice"])
     assert (status.have, [entry["by"] for entry in status.discounted]) == (0, ["bob"])
+
+
+# -- what the dashboard counts ------------------------------------------------------------------------
+
+
+def _counted(task_id: str = "T-1") -> tuple[int, int] | None:
+    """approval_counts for every task, as the dashboard's snapshot reads them (documents deferred)."""
+    counted = approval_counts(Task.objects.defer("document")).get(task_id)
+    return (counted.have, counted.need) if counted else None
+
+
+def _shown(user, task_id: str = "T-1") -> tuple[int, int]:
+    status = approval_status(Task.objects.get(task_id=task_id), user)
+    return status.have, status.need
+
+
+def test_the_dashboards_count_is_the_task_pages_through_a_tasks_life(store, high, people):
+    bob = people["bob"]
+    assert _counted() == _shown(bob) == (0, 2)
+    services.task_approve(task_id="T-1", actor="alice")
+    assert _counted() == _shown(bob) == (1, 2)
+    people["alice"].groups.clear()  # her approval counts only while she may approve
+    assert _counted() == _shown(bob) == (0, 2)
+    people["alice"].groups.add(*people["bob"].groups.all())
+    commit(
+        store, {"tasks/T-1.json": task_doc("T-1", status="awaiting_approval", risk_level="high", title="v2")}
+    )
+    sync()
+    assert _counted() == _shown(bob) == (0, 2), "approvals of the older version count for nothing"
+    services.task_approve(task_id="T-1", actor="alice")
+    services.task_approve(task_id="T-1", actor="bob")
+    assert Task.objects.get().status == "approved"
+    assert _counted() is None, "only tasks awaiting approval are counted"
+
+
+def test_a_requesters_own_sealed_approval_is_not_counted_on_the_dashboard(store, people):
+    """self_approval false: the requester's approval, sealed while the policy allowed it, counts for
+    nothing once it does not, on the dashboard as on the task page."""
+    commit(
+        store,
+        {
+            POLICY_PATH: {**HIGH_NEEDS_TWO, "self_approval": True},
+            "tasks/T-1.json": task_doc(
+                "T-1", status="awaiting_approval", risk_level="high", requested_by="alice"
+            ),
+        },
+    )
+    sync()
+    services.task_approve(task_id="T-1", actor="alice")
+    assert _counted() == _shown(people["bob"]) == (1, 2)
+    commit(store, {POLICY_PATH: HIGH_NEEDS_TWO})
+    sync()
+    assert _counted() == _shown(people["bob"]) == (0, 2)
+
+
+def test_the_dashboards_counts_cost_two_queries_and_more_only_per_task_with_approvals(
+    store, people, django_assert_num_queries, django_assert_max_num_queries
+):
+    commit(
+        store,
+        {
+            POLICY_PATH: HIGH_NEEDS_TWO,
+            **{
+                f"tasks/T-{n}.json": task_doc(f"T-{n}", status="awaiting_approval", risk_level="high")
+                for n in range(40)
+            },
+        },
+    )
+    sync()
+    tasks = list(Task.objects.defer("document"))
+    with django_assert_num_queries(2):  # the policy, the pending approvals
+        assert set(approval_counts(tasks).values()) == {(0, 2)}
+    for n in (3, 7):
+        services.task_approve(task_id=f"T-{n}", actor="alice")
+    # And per task with approvals of its version: its document, its approvers, and whether each may
+    # approve (ssot.policy.decide_refusal: agent, permission, group).
+    with django_assert_max_num_queries(2 + 2 * (2 + 4)):
+        counts = approval_counts(tasks)
+    assert {task_id for task_id, counted in counts.items() if counted.have} == {"T-3", "T-7"}
