@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from ssot import events
 from ssot.models import Agent, AuditEntry, Escalation, Message, Task
+from ssot.policy import approval_counts
 from ssot.sync import sync_state
 
 # Bounds that keep the snapshot small whatever the SSOT holds; tasks awaiting approval are always in.
@@ -60,11 +61,12 @@ def _sync() -> dict[str, Any]:
 def build() -> dict[str, Any]:
     """Tasks, agents, unresolved escalations, recent messages and audit lines, and the sync position."""
     tasks = _tasks()
+    counts = approval_counts(tasks)
     return {
         "type": "init",
         "server_time": timezone.now().isoformat(),
         "ping_sec": settings.WS_PING_SEC,
-        "tasks": [events.task_summary(task) for task in tasks],
+        "tasks": [events.task_summary(task, counts) for task in tasks],
         "tasks_total": Task.objects.count(),
         "agents": _agents(),
         "escalations": [

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -17,6 +17,7 @@ from django.dispatch import Signal
 
 from core.bounded import renderable
 from ssot.models import Ack, AuditEntry, Escalation, Message, SyncState, Task
+from ssot.policy import Counted, approval_counts
 from ssot.selectors import latest_decision
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,10 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
 
 
-def task_summary(task: Task) -> dict[str, Any]:
+def task_summary(task: Task, counts: Mapping[str, Counted] | None = None) -> dict[str, Any]:
+    """A task as the dashboard lists it. `approvals`, for a task awaiting approval, is how many approvals
+    count for the version shown and how many are needed ("1 of 2"); `counts` is what
+    `ssot.policy.approval_counts` gave for a list of tasks (read for this task alone when absent)."""
     return {
         "task_id": task.task_id,
         "title": task.title,
@@ -174,18 +178,27 @@ def task_summary(task: Task) -> dict[str, Any]:
         "blob_sha": task.blob_sha,
         "ci_state": task.ci_state,
         "ci_status": renderable(task.ci_status),
-        "pr": {
-            "number": task.pr_number,
-            "state": task.pr_state,
-            "url": task.pr_url,
-            "title": task.pr_title,
-        }
-        if task.pr_number
-        else None,
+        "pr": _pr(task),
         "decision_unverified": task.decision_unverified,
+        "approvals": _approvals(task, counts),
         "created_at": _iso(task.created_at),
         "updated_at": _iso(task.updated_at),
     }
+
+
+def _approvals(task: Task, counts: Mapping[str, Counted] | None) -> dict[str, int] | None:
+    if task.status != Task.AWAITING_APPROVAL:
+        return None
+    if counts is None:
+        counts = approval_counts([task])
+    counted = counts.get(task.task_id)
+    return {"have": counted.have, "need": counted.need} if counted else None
+
+
+def _pr(task: Task) -> dict[str, Any] | None:
+    if not task.pr_number:
+        return None
+    return {"number": task.pr_number, "state": task.pr_state, "url": task.pr_url, "title": task.pr_title}
 
 
 # The fields message_summary reads: a query for the events of new messages loads only these.
@@ -260,11 +273,11 @@ def decision_of(task: Task) -> dict[str, Any] | None:
     return latest_decision(task.document)
 
 
-def task_update(task: Task) -> dict[str, Any]:
+def task_update(task: Task, counts: Mapping[str, Counted] | None = None) -> dict[str, Any]:
     return {
         "type": "task_update",
         "task_id": task.task_id,
-        "task": task_summary(task),
+        "task": task_summary(task, counts),
         "decision": decision_of(task),
     }
 
@@ -287,9 +300,16 @@ def task_decision(kind: str, task: Task, *, actor: str, reason: str, prev_status
     }
 
 
-def approval_progress(*, task_id: str, have: int, need: int, by: str) -> dict[str, Any]:
-    """An approval below the policy's count was recorded: `have` of `need` for the version shown."""
-    return {"type": "approval_progress", "task_id": task_id, "have": have, "need": need, "by": by}
+def approval_progress(*, task_id: str, blob_sha: str, have: int, need: int, by: str) -> dict[str, Any]:
+    """An approval below the policy's count was recorded: `have` of `need` for version `blob_sha`."""
+    return {
+        "type": "approval_progress",
+        "task_id": task_id,
+        "blob_sha": blob_sha,
+        "have": have,
+        "need": need,
+        "by": by,
+    }
 
 
 def message(message: Message) -> dict[str, Any]:
@@ -329,7 +349,7 @@ def pr_update(task: Task, *, action: str) -> dict[str, Any]:
         "task_id": task.task_id,
         "action": action,
         "branch": task.branch,
-        "pr": task_summary(task)["pr"],
+        "pr": _pr(task),
     }
 
 

@@ -54,7 +54,7 @@ from ssot.models import (
     TaskApprovals,
 )
 from ssot.paths import stem, task_path
-from ssot.policy import parse_policy
+from ssot.policy import approval_counts, parse_policy
 from ssot.seals import seal_holds
 from ssot.stores.base import Store, StoreError
 from ssot.stores.factory import get_store
@@ -131,6 +131,7 @@ class _Mark:
     changed_rows: int
     counts: Counter
     seen: dict[str, tuple[datetime, str]]
+    reload: bool
 
 
 def ack_overrides() -> dict[str, int]:
@@ -153,6 +154,9 @@ class Mirror:
     """One pass of changes; `live` means the files changed just now, so a task's writer counts as seen."""
 
     live: bool = True
+    # The control plane's own commit (ssot.writing): its services announce the approvals they record
+    # (`approval_progress`), so an approvals file of such a commit sends no `task_update` of its own.
+    own_write: bool = False
     observed_at: datetime = field(default_factory=timezone.now)
     events: list[dict[str, Any]] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)
@@ -168,6 +172,9 @@ class Mirror:
     rewrites: list[tuple[str, list[int]]] = field(default_factory=list)
     _refs: list[tuple[str, str, datetime, str]] = field(default_factory=list)
     _changed_rows: int = 0
+    # The approval policy changed: what every task awaiting approval needs may have, so clients take a
+    # fresh snapshot rather than an event per task.
+    reload: bool = False
     _author: str | None = None
     _sources: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     # Tasks that reached a decided status in this pass: (task_id, status, blob SHA, no row before).
@@ -269,10 +276,15 @@ class Mirror:
             numbers = AuditEntry.objects.filter(ssot_path=path).values_list("line_no", flat=True)
             self._mark_rewritten(path, {number: "removed" for number in numbers if number is not None})
         if approvals := by_kind.get(SsotFile.Kind.APPROVALS):
-            TaskApprovals.objects.filter(ssot_path__in=approvals).delete()
+            pending = TaskApprovals.objects.filter(ssot_path__in=approvals)
+            task_ids = list(pending.values_list("task_id", flat=True))
+            pending.delete()
+            if not self.own_write:  # the control plane's decisions delete it with a task event of their own
+                self._emit_tasks(task_ids)
         if policies := by_kind.get(SsotFile.Kind.POLICY):
             # The file is gone: the built-in default is in force again.
             ApprovalPolicy.objects.filter(ssot_path__in=policies).delete()
+            self.reload = True
         self.counts["deleted"] += len(all_paths)
 
     def finish(self) -> None:
@@ -344,9 +356,7 @@ class Mirror:
             self._note_decisions(before, statuses)
             self._ledger(written, kind=SsotFile.Kind.TASK)
             self.counts["tasks"] += len(written)
-            if self._room_for(len(written)):
-                for task in Task.objects.filter(task_id__in=task_ids):
-                    self._emit(events.task_update(task))
+            self._emit_tasks(task_ids)
 
     def _messages(self, files: list[FileUpdate]) -> None:
         files = self._in_one_place(files, Message)
@@ -501,6 +511,7 @@ class Mirror:
 
     def _approvals(self, files: list[FileUpdate]) -> None:
         valid = []
+        task_ids: list[str] = []
         for update in files:
             try:
                 doc = parse_approvals(update.path, update.raw)
@@ -517,8 +528,12 @@ class Mirror:
                 },
             )
             valid.append(update)
+            task_ids.append(doc.task_id)
         self._ledger(valid, kind=SsotFile.Kind.APPROVALS)
         self.counts["approvals"] += len(valid)
+        if not self.own_write:
+            # What a task's row shows of its approvals ("1 of 2") changed, by a push.
+            self._emit_tasks(task_ids)
 
     def _policy(self, files: list[FileUpdate]) -> None:
         for update in files:
@@ -533,6 +548,7 @@ class Mirror:
             )
             self._ledger([update], kind=SsotFile.Kind.POLICY)
             self.counts["policy"] += 1
+            self.reload = True
 
     def apply_audit_lines(self, path: str, lines: list) -> None:
         """Make the rows of audit file `path` equal these lines (append-only files add rows only)."""
@@ -661,9 +677,7 @@ class Mirror:
                 author or "?",
                 task_id,
             )
-        if unverified and self._room_for(len(unverified)):
-            for task in Task.objects.filter(task_id__in=unverified):
-                self._emit(events.task_update(task))
+        self._emit_tasks(unverified)
 
     # -- settling -----------------------------------------------------------------------------
 
@@ -862,6 +876,7 @@ class Mirror:
             changed_rows=self._changed_rows,
             counts=self.counts.copy(),
             seen=dict(self.seen),
+            reload=self.reload,
         )
 
     def _restore(self, mark: _Mark) -> None:
@@ -872,6 +887,7 @@ class Mirror:
         self._changed_rows = mark.changed_rows
         self.counts = mark.counts
         self.seen = mark.seen
+        self.reload = mark.reload
 
     def _room_for(self, rows: int) -> bool:
         self._changed_rows += rows
@@ -879,6 +895,15 @@ class Mirror:
 
     def _emit(self, *new_events: dict[str, Any]) -> None:
         self.events.extend(new_events)
+
+    def _emit_tasks(self, task_ids: list[str]) -> None:
+        """A `task_update` for each of these tasks as it is now (its approvals counted, for all of them at
+        once), while events per row fit in this pass."""
+        if not task_ids or not self._room_for(len(task_ids)):
+            return
+        tasks = list(Task.objects.filter(task_id__in=task_ids))
+        counts = approval_counts(tasks)
+        self._emit(*(events.task_update(task, counts) for task in tasks))
 
     @property
     def overflowed(self) -> bool:

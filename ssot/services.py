@@ -229,7 +229,9 @@ def _decide(
     )
     if not step.task_changed:
         events.broadcast_on_commit(
-            events.approval_progress(task_id=task_id, have=step.have, need=step.need, by=actor)
+            events.approval_progress(
+                task_id=task_id, blob_sha=decision.blob_sha, have=step.have, need=step.need, by=actor
+            )
         )
         log.info("task %s approved by %s: %d of %d", task_id, actor, step.have, step.need)
         return decision

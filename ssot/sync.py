@@ -60,7 +60,8 @@ class SyncReport:
     files_deleted: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     quarantined: list[str] = field(default_factory=list)
-    # Too many changed rows for one event each: no per-row events went out, clients must reload.
+    # Clients must reload: too many changed rows for one event each (no per-row events went out), or the
+    # approval policy changed (what every task awaiting approval needs may have).
     reload: bool = False
     seconds: float = 0.0
     # Set when a folder could not be listed whole: what was seen is mirrored, yet the sync failed.
@@ -207,7 +208,7 @@ def _mirror_changes(store: Store, previous: str | None, head: str, *, full: bool
         _broadcast(mirror)
     report.rows = dict(mirror.counts)
     report.quarantined = [path for path, _ in mirror.quarantined]
-    report.reload = mirror.overflowed
+    report.reload = mirror.overflowed or mirror.reload
     if incomplete is not None:
         report.incomplete = (
             f"{incomplete}; {report.files_read} files read, nothing unseen deleted "

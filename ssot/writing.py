@@ -537,7 +537,7 @@ def _mirror(committed: Committed, *, before: Callable[[], None] | None = None) -
             if before is not None:
                 before()
             # A rewrite found here happened in a commit not mirrored yet: the one this change was drafted on.
-            mirror = Mirror(live=True, commit=committed.parent or committed.head)
+            mirror = Mirror(live=True, own_write=True, commit=committed.parent or committed.head)
             mirror.delete((path, kind_of(path) or "") for path in committed.deletes)
             mirror.apply(committed.files)
             mirror.finish()

@@ -21,7 +21,7 @@ from monitoring.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
 from ssot import audit, events, services
 from ssot.documents import dump_json
 from ssot.events import GROUP
-from ssot.models import Message
+from ssot.models import Message, Task
 from ssot.stores.base import git_blob_sha
 from ssot.sync import sync
 from testing.content import task_doc
@@ -345,12 +345,63 @@ async def test_a_partial_approval_sends_exactly_its_audit_line_and_approval_prog
     assert seen["approval_progress"] == {
         "type": "approval_progress",
         "task_id": "T-100",
+        "blob_sha": await database_sync_to_async(lambda: Task.objects.get(task_id="T-100").blob_sha)(),
         "have": 1,
         "need": 2,
         "by": "alice",
     }
     assert seen["audit"]["entry"]["action"] == "approval_recorded"
     assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
+
+
+async def test_the_snapshot_and_a_pushed_approvals_change_count_a_tasks_approvals(seeded, approver):
+    """The dashboard's "1 of 2": in the snapshot for each task awaiting approval (none for the others),
+    and in the task_update a push of the task's approvals file brings (here, its removal by an agent)."""
+    await sync_to_async(seeded.commit)(
+        parent=seeded.head(),
+        writes={
+            "policy/approvals.json": dump_json(
+                {"levels": {"high": {"approvals": 2, "groups": ["approvers"]}}}
+            )
+        },
+        message="two approvers for high risk",
+        author="alice",
+    )
+    await database_sync_to_async(sync)()
+    await database_sync_to_async(services.task_approve)(task_id="T-100", actor="alice", reason="half")
+
+    communicator = await open_socket(cookie=await sync_to_async(session_cookie)(approver))
+    init = await communicator.receive_json_from(timeout=5)
+    tasks = {task["task_id"]: task for task in init["tasks"]}
+    assert tasks["T-100"]["approvals"] == {"have": 1, "need": 2}
+    assert tasks["T-101"]["approvals"] is None
+
+    await sync_to_async(seeded.commit)(
+        parent=seeded.head(), writes={}, deletes=["approvals/T-100.json"], message="drop", author="executor"
+    )
+    await database_sync_to_async(sync)()
+    update = await next_event(communicator, "task_update")
+    assert (update["task_id"], update["task"]["approvals"]) == ("T-100", {"have": 0, "need": 2})
+    await communicator.disconnect()
+
+
+async def test_a_policy_change_asks_clients_to_reload(seeded, approver):
+    """What every task awaiting approval needs may have changed: a fresh snapshot, not an event per task."""
+    communicator = await connected(approver)
+    await sync_to_async(seeded.commit)(
+        parent=seeded.head(),
+        writes={
+            "policy/approvals.json": dump_json(
+                {"levels": {"high": {"approvals": 3, "groups": ["approvers"]}}}
+            )
+        },
+        message="three approvers for high risk",
+        author="alice",
+    )
+    await database_sync_to_async(sync)()
+    seen = await events_until(communicator, {"sync"})
+    assert seen["sync"]["report"]["reload"] is True
     await communicator.disconnect()
 
 
