@@ -156,6 +156,30 @@ def test_a_reject_needs_a_reason_and_shows_the_servers_refusal(stack, approver, 
     expect(page.locator("#decision-error")).to_contain_text("changed since it was shown", timeout=LIVE_SEC)
 
 
+def test_a_task_needing_two_approvals_shows_how_many_it_has(stack, approver, page, ssot_path):
+    """The row says "0 of 2" under a policy needing two, and "1 of 2" once the first approval from the
+    dashboard is recorded (its approval_progress event); the task stays awaiting approval."""
+    git_push(
+        ssot_path,
+        {
+            "policy/approvals.json": dump_json(
+                {"levels": {"high": {"approvals": 2, "groups": ["approvers"]}}}
+            ),
+            "tasks/T-301.json": dump_json(task_doc("T-301", "awaiting_approval", risk_level="high")),
+        },
+    )
+    log_in(page, stack)
+    count = row(page, "T-301").locator(".approvals")
+    expect(count).to_have_text("0 of 2", timeout=LIVE_SEC)
+
+    row(page, "T-301").get_by_role("button", name="Approve").click()
+    page.click("#decision-submit")
+    expect(page.locator("#decision")).not_to_be_visible(timeout=LIVE_SEC)
+    expect(count).to_have_text("1 of 2", timeout=LIVE_SEC)
+    expect(row(page, "T-301")).to_have_attribute("data-status", "awaiting_approval")
+    expect(row(page, "T-300").locator(".approvals")).to_have_count(0)
+
+
 def test_the_dashboard_fits_a_phone(stack, approver, page):
     page.set_viewport_size({"width": 375, "height": 800})
     log_in(page, stack)

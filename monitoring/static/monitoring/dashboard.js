@@ -145,6 +145,17 @@
     return el("div", { className: "buttons" }, [approve, reject]);
   }
 
+  function approvalsCount(task) {
+    // Awaiting approval: the approvals that count for the version shown, of those the policy needs.
+    const counted = task.status === "awaiting_approval" ? task.approvals : null;
+    if (!counted) return null;
+    return el("span", {
+      className: "approvals muted",
+      text: counted.have + " of " + counted.need,
+      title: "Approvals counted for this version of the task, of those the approval policy needs",
+    });
+  }
+
   function taskRow(task) {
     // The row links to the task's page (what changed, the decision bound to its version).
     const link = el("a", { text: task.task_id, attrs: { href: "/dashboard/tasks/" + encodeURIComponent(task.task_id) + "/" } });
@@ -154,6 +165,7 @@
       cell("Task", [name, title]),
       cell("Status", [
         badge(task.status, "status"),
+        approvalsCount(task),
         task.decision_unverified
           ? el("span", {
               className: "badge decision-unverified",
@@ -387,6 +399,13 @@
       if (!task) return;
       task.ci_state = ev.ci_state;
       task.ci_status = ev.ci_status;
+      putTask(task, true);
+    },
+    approval_progress: function (ev) {
+      // An approval below the count, for the version it names: the row's count, nothing else, changes.
+      const task = state.tasks.get(ev.task_id);
+      if (!task || task.status !== "awaiting_approval" || ev.blob_sha !== task.blob_sha) return;
+      task.approvals = { have: ev.have, need: ev.need };
       putTask(task, true);
     },
     pr_update: function (ev) {
