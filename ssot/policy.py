@@ -280,6 +280,11 @@ def _approval_entries(value: object) -> list[dict[str, Any]]:
     ]
 
 
+def _entries(pending: TaskApprovals) -> list[dict[str, Any]]:
+    """The entries of a pending approvals row (its file was validated; dicts only, whatever a row holds)."""
+    return [item for item in pending.approvals or [] if isinstance(item, dict)]
+
+
 class Counted(NamedTuple):
     """A task version's approvals that count, and how many its level needs."""
 
@@ -310,7 +315,8 @@ def approval_counts(tasks: Iterable[Task], *, policy: Policy | None = None) -> d
         rows = TaskApprovals.objects.filter(task_id__in=chunk).only("task_id", "task_blob_sha", "approvals")
         for pending in rows:
             task = awaiting[pending.task_id]
-            if pending.task_blob_sha != task.blob_sha or not pending.approvals:
+            entries = _entries(pending)
+            if pending.task_blob_sha != task.blob_sha or not entries:
                 continue  # approvals of an older version count for nothing
             document = (
                 Task.objects.filter(pk=task.pk).values_list("document", flat=True).first()
@@ -318,7 +324,7 @@ def approval_counts(tasks: Iterable[Task], *, policy: Policy | None = None) -> d
                 else task.document
             )
             counted, _ = split_approvals(
-                [item for item in pending.approvals if isinstance(item, dict)],
+                entries,
                 task_id=task.task_id,
                 task_sha=task.blob_sha,
                 risk_level=task.risk_level,
@@ -343,7 +349,7 @@ def approval_status(task: Task, user: Any, *, policy: Policy | None = None) -> A
     if awaiting:
         pending = TaskApprovals.objects.filter(task_id=task.task_id).first()
         if pending is not None:
-            entries = [item for item in pending.approvals or [] if isinstance(item, dict)]
+            entries = _entries(pending)
             if pending.task_blob_sha == task.blob_sha:
                 counted, dropped = split_approvals(
                     entries,
