@@ -84,6 +84,20 @@ def seeded(store):
     return store
 
 
+async def _high_risk_needs(store, approvals: int) -> None:
+    """Commit a policy needing `approvals` approvers at high risk (T-100's level); the caller syncs."""
+    await sync_to_async(store.commit)(
+        parent=store.head(),
+        writes={
+            "policy/approvals.json": dump_json(
+                {"levels": {"high": {"approvals": approvals, "groups": ["approvers"]}}}
+            )
+        },
+        message=f"{approvals} approvers for high risk",
+        author="alice",
+    )
+
+
 async def connected(user) -> WebsocketCommunicator:
     """A socket of `user` (by session cookie) past its `init` message."""
     communicator = await open_socket(cookie=await sync_to_async(session_cookie)(user))
@@ -326,16 +340,7 @@ async def test_approve_sends_exactly_task_update_audit_and_task_approved(seeded,
 
 
 async def test_a_partial_approval_sends_exactly_its_audit_line_and_approval_progress(seeded, approver):
-    await sync_to_async(seeded.commit)(
-        parent=seeded.head(),
-        writes={
-            "policy/approvals.json": dump_json(
-                {"levels": {"high": {"approvals": 2, "groups": ["approvers"]}}}
-            )
-        },
-        message="two approvers for high risk",
-        author="alice",
-    )
+    await _high_risk_needs(seeded, 2)
     await database_sync_to_async(sync)()
     communicator = await connected(approver)
 
@@ -358,16 +363,7 @@ async def test_a_partial_approval_sends_exactly_its_audit_line_and_approval_prog
 async def test_the_snapshot_and_a_pushed_approvals_change_count_a_tasks_approvals(seeded, approver):
     """The dashboard's "1 of 2": in the snapshot for each task awaiting approval (none for the others),
     and in the task_update a push of the task's approvals file brings (here, its removal by an agent)."""
-    await sync_to_async(seeded.commit)(
-        parent=seeded.head(),
-        writes={
-            "policy/approvals.json": dump_json(
-                {"levels": {"high": {"approvals": 2, "groups": ["approvers"]}}}
-            )
-        },
-        message="two approvers for high risk",
-        author="alice",
-    )
+    await _high_risk_needs(seeded, 2)
     await database_sync_to_async(sync)()
     await database_sync_to_async(services.task_approve)(task_id="T-100", actor="alice", reason="half")
 
@@ -389,16 +385,7 @@ async def test_the_snapshot_and_a_pushed_approvals_change_count_a_tasks_approval
 async def test_a_policy_change_asks_clients_to_reload(seeded, approver):
     """What every task awaiting approval needs may have changed: a fresh snapshot, not an event per task."""
     communicator = await connected(approver)
-    await sync_to_async(seeded.commit)(
-        parent=seeded.head(),
-        writes={
-            "policy/approvals.json": dump_json(
-                {"levels": {"high": {"approvals": 3, "groups": ["approvers"]}}}
-            )
-        },
-        message="three approvers for high risk",
-        author="alice",
-    )
+    await _high_risk_needs(seeded, 3)
     await database_sync_to_async(sync)()
     seen = await events_until(communicator, {"sync"})
     assert seen["sync"]["report"]["reload"] is True
