@@ -298,10 +298,10 @@ _PENDING_BATCH = 500
 
 def approval_counts(tasks: Iterable[Task], *, policy: Policy | None = None) -> dict[str, Counted]:
     """For each task awaiting approval among `tasks`, its approvals counted for the version mirrored and
-    the number needed, as `approval_status` counts them, for a list of many tasks: the policy and the
-    pending approvals are read once, and only a task with approvals of its current version costs more
-    (its document, for who requested it, its approvers, and whether each may approve: `decide_refusal`).
-    Tasks not awaiting approval are left out."""
+    the number needed, as `approval_status` counts them, for a list of many tasks: the policy, the pending
+    approvals and the documents of the tasks that have some (for who requested them) are read once each;
+    then each such task's approvers and whether each may approve (`decide_refusal`). Tasks not awaiting
+    approval are left out."""
     awaiting = {task.task_id: task for task in tasks if task.status == Task.AWAITING_APPROVAL}
     if not awaiting:
         return {}
@@ -309,29 +309,30 @@ def approval_counts(tasks: Iterable[Task], *, policy: Policy | None = None) -> d
     counts = {
         task_id: Counted(0, policy.level(task.risk_level).approvals) for task_id, task in awaiting.items()
     }
+    current: list[tuple[Task, list[dict[str, Any]]]] = []  # tasks with approvals of the version mirrored
     ids = list(awaiting)
     for start in range(0, len(ids), _PENDING_BATCH):
         chunk = ids[start : start + _PENDING_BATCH]
-        rows = TaskApprovals.objects.filter(task_id__in=chunk).only("task_id", "task_blob_sha", "approvals")
-        for pending in rows:
-            task = awaiting[pending.task_id]
-            entries = _entries(pending)
-            if pending.task_blob_sha != task.blob_sha or not entries:
-                continue  # approvals of an older version count for nothing
-            document = (
-                Task.objects.filter(pk=task.pk).values_list("document", flat=True).first()
-                if "document" in task.get_deferred_fields()
-                else task.document
-            )
-            counted, _ = split_approvals(
-                entries,
-                task_id=task.task_id,
-                task_sha=task.blob_sha,
-                risk_level=task.risk_level,
-                policy=policy,
-                requested_by=document.get("requested_by") if isinstance(document, dict) else None,
-            )
-            counts[task.task_id] = Counted(len(counted), counts[task.task_id].need)
+        for pending in TaskApprovals.objects.filter(task_id__in=chunk).only(
+            "task_id", "task_blob_sha", "approvals"
+        ):
+            task, entries = awaiting[pending.task_id], _entries(pending)
+            # Approvals of an older version count for nothing.
+            if pending.task_blob_sha == task.blob_sha and entries:
+                current.append((task, entries))
+    deferred = {task.pk for task, _ in current if "document" in task.get_deferred_fields()}
+    documents = dict(Task.objects.filter(pk__in=deferred).values_list("pk", "document")) if deferred else {}
+    for task, entries in current:
+        document = documents.get(task.pk) if task.pk in deferred else task.document
+        counted, _ = split_approvals(
+            entries,
+            task_id=task.task_id,
+            task_sha=task.blob_sha,
+            risk_level=task.risk_level,
+            policy=policy,
+            requested_by=document.get("requested_by") if isinstance(document, dict) else None,
+        )
+        counts[task.task_id] = Counted(len(counted), counts[task.task_id].need)
     return counts
 
 

@@ -387,8 +387,8 @@ def test_the_dashboards_counts_cost_two_queries_and_more_only_per_task_with_appr
         assert set(approval_counts(tasks).values()) == {(0, 2)}
     for n in (3, 7):
         services.task_approve(task_id=f"T-{n}", actor="alice")
-    # And per task with approvals of its version: its document, its approvers, and whether each may
-    # approve (ssot.policy.decide_refusal: agent, permission, group).
+    # And the documents of the tasks with approvals of their version (one query), then per such task its
+    # approvers and whether each may approve (ssot.policy.decide_refusal: agent, permission, group).
     with django_assert_max_num_queries(2 + 2 * (2 + 4)):
         counts = approval_counts(tasks)
     assert {task_id for task_id, counted in counts.items() if counted.have} == {"T-3", "T-7"}
