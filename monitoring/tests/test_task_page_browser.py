@@ -166,3 +166,65 @@ def test_from_the_notification_to_a_decision_on_a_phone(
     expect(second.locator("#problem")).to_contain_text("changed since you opened it")
     expect(second.locator("#task-status")).to_have_text("approved")
     context.close()
+
+
+@pytest.fixture
+def second_approver():
+    return UserFactory(username="bob", password=PASSWORD, groups=["approvers"])
+
+
+def test_an_open_task_page_counts_another_approvers_approval_live(
+    stack, approver, second_approver, browser, ssot_path, seeded
+):
+    """Two approvals needed; bob has the task page open when alice approves on hers: without a reload,
+    bob's page says one so far, by alice. A push emptying the approvals file brings both pages back to
+    none (and names nobody), and bob's approval then shows on alice's page, by bob."""
+    git_push(
+        ssot_path,
+        {
+            "policy/approvals.json": dump_json(
+                {"levels": {"high": {"approvals": 2, "groups": ["approvers"]}}}
+            ),
+            "tasks/DEMO-1.json": dump_json(
+                task_doc("DEMO-1", "awaiting_approval", title="Add offline mode", risk_level="high")
+            ),
+        },
+        author="executor",
+    )
+    page_url = f"{stack.url}/dashboard/tasks/DEMO-1/"
+
+    def open_as(name: str) -> Page:
+        page = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
+        page.goto(page_url)
+        page.fill("#id_username", name)
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_url(page_url)
+        expect(page.locator("#task-page")).to_have_attribute("data-live", "true", timeout=LIVE_SEC)
+        return page
+
+    bob = open_as("bob")
+    expect(bob.locator("#policy-need")).to_contain_text(
+        "Needs 2 approvals at risk high (0 so far on this version)."
+    )
+    alice = open_as("alice")
+    alice.click("#approve-form button[type=submit]")
+    expect(alice.locator("#policy-need")).to_contain_text("(1 so far on this version): alice.")
+
+    expect(bob.locator("#policy-have")).to_have_text("1", timeout=LIVE_SEC)
+    expect(bob.locator("#policy-need")).to_contain_text("(1 so far on this version): alice.")
+    expect(bob.locator("#live-change")).to_be_hidden()
+
+    # Someone with push access empties the approvals file: the task summary's count, which names nobody.
+    pending = json.loads(seeded.read(seeded.entry(seeded.head(), "approvals/DEMO-1.json").sha))
+    git_push(ssot_path, {"approvals/DEMO-1.json": dump_json({**pending, "approvals": []})}, author="executor")
+    expect(bob.locator("#policy-have")).to_have_text("0", timeout=LIVE_SEC)
+    expect(bob.locator("#policy-need")).to_contain_text("(0 so far on this version).")
+
+    bob.click("#approve-form button[type=submit]")
+    expect(bob.locator("#policy-need")).to_contain_text("(1 so far on this version): bob.")
+    expect(alice.locator("#policy-need")).to_contain_text(
+        "(1 so far on this version): bob.", timeout=LIVE_SEC
+    )
+    expect(alice.locator("#task-status")).to_have_text("awaiting_approval")
+    expect(alice.locator("#live-change")).to_be_hidden()
