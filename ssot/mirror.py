@@ -34,6 +34,7 @@ from ssot.bulk import Upsert, advance, select_in
 from ssot.documents import (
     FileInvalid,
     dump_json,
+    load_json_object,
     parse_ack,
     parse_approvals,
     parse_audit,
@@ -56,7 +57,7 @@ from ssot.models import (
 from ssot.paths import stem, task_path
 from ssot.policy import approval_counts, parse_policy
 from ssot.seals import seal_holds
-from ssot.stores.base import Store, StoreError
+from ssot.stores.base import Revision, Store, StoreError
 from ssot.stores.factory import get_store
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,28 @@ EVENTS_PER_BATCH = 200
 ESCALATION_ACTIONS = ("escalation_acknowledged", "escalation_resolved")
 # The statuses only a person decides (SPEC section 5): reached without a sealed decision line, flagged.
 DECIDED = ("approved", "rejected")
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A task's row before this pass: its status and version."""
+
+    status: str
+    sha: str
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A task whose new version in this pass has a decided status; `prior` is None for a new row."""
+
+    task_id: str
+    status: str
+    sha: str
+    prior: Prior | None
+
+
+VOUCHED = object()  # a sealed decision line names the version, or one it was edited from
+UNCHANGED = object()  # an edit after the version mirrored before, in the same status: its verdict stands
 # A JSON `\u0000` escape (its backslash not itself escaped): a NUL character, which the database
 # cannot hold (PostgreSQL refuses it in text and jsonb), so such a file is quarantined, never fatal.
 NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -177,8 +200,8 @@ class Mirror:
     reload: bool = False
     _author: str | None = None
     _sources: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    # Tasks that reached a decided status in this pass: (task_id, status, blob SHA, no row before).
-    _decided: list[tuple[str, str, str, bool]] = field(default_factory=list)
+    # Tasks in a decided status with a version new to the mirror in this pass (reached it, or edited in it).
+    _decided: list[Decided] = field(default_factory=list)
     # Sealed decision lines seen in this pass: (task_id, status, task blob SHA).
     _sealed: set[tuple[str, str, str]] = field(default_factory=set)
 
@@ -351,7 +374,12 @@ class Mirror:
             if self.live and doc.document.get("last_writer"):
                 self._saw(str(doc.document["last_writer"]), self.observed_at, "task")
         if written:
-            before = dict(Task.objects.filter(task_id__in=task_ids).values_list("task_id", "status"))
+            before = {
+                task_id: Prior(status, sha)
+                for task_id, status, sha in Task.objects.filter(task_id__in=task_ids).values_list(
+                    "task_id", "status", "blob_sha"
+                )
+            }
             writer.write()
             self._note_decisions(before, statuses)
             self._ledger(written, kind=SsotFile.Kind.TASK)
@@ -623,13 +651,14 @@ class Mirror:
             path,
         )
 
-    def _note_decisions(self, before: dict[str, str], statuses: list[tuple[str, str, str]]) -> None:
-        """Remember the tasks that reach a decided status here; a task that leaves one loses its flag."""
+    def _note_decisions(self, before: dict[str, Prior], statuses: list[tuple[str, str, str]]) -> None:
+        """Remember the tasks with a new version in a decided status; one that leaves it loses its flag."""
         left = []
         for task_id, status, sha in statuses:
             if status in DECIDED:
-                if before.get(task_id) != status:
-                    self._decided.append((task_id, status, sha, task_id not in before))
+                prior = before.get(task_id)
+                if prior is None or (prior.status, prior.sha) != (status, sha):
+                    self._decided.append(Decided(task_id, status, sha, prior))
             else:
                 left.append(task_id)
         if left:
@@ -638,36 +667,39 @@ class Mirror:
             )
 
     def _settle_decisions(self) -> None:
-        """Flag each decision of this pass that no sealed decision line of the control plane vouches for."""
+        """Flag each decision of this pass that no sealed decision line of the control plane vouches for.
+
+        A sealed line names the very version the control plane decided. A task edited since in the same
+        status (an agent adds its pull request to an approved task) is still vouched for by it; one that
+        left the status and came back (a pass can span several pushes, and a rebuild spans them all) needs
+        a seal of its own. So a version no seal names is traced back through the file's history (`_trace`).
+        """
         decided, self._decided = self._decided, []
         if not decided:
             return
         sealed = set(self._sealed)
         # Lines mirrored before this pass (a full sync re-reads only what changed) vouch as well.
         for entry in AuditEntry.objects.filter(
-            task_id__in={task_id for task_id, *_ in decided},
+            task_id__in={d.task_id for d in decided},
             action__in=DECISION_ACTIONS,
             rewritten_at__isnull=True,
         ).only("raw"):
             data = amp.loads(entry.raw)
             if seal_holds(data):
                 sealed.add((data["task_id"], data["status"], data["task_sha"]))
-        loose = {(task_id, status) for task_id, status, _ in sealed}
         verified: list[str] = []
-        unverified: list[str] = []
-        for task_id, status, sha, new in decided:
-            # Rebuilding from nothing, a decided task may have changed since its decision (same status):
-            # its decision line still vouches. A live change must match the very version decided.
-            vouched = (task_id, status, sha) in sealed or (
-                new and not self.live and (task_id, status) in loose
-            )
-            (verified if vouched else unverified).append(task_id)
+        unverified: list[tuple[str, tuple[str, str]]] = []
+        for d in decided:
+            found = VOUCHED if (d.task_id, d.status, d.sha) in sealed else self._trace(d, sealed)
+            if found is VOUCHED:
+                verified.append(d.task_id)
+            elif isinstance(found, tuple):
+                unverified.append((d.task_id, found))
         if verified:
             Task.objects.filter(task_id__in=verified, decision_unverified=True).update(
                 decision_unverified=False, decision_unverified_in="", decision_unverified_by=""
             )
-        for task_id in unverified:
-            commit, author = self.source(task_path(task_id))
+        for task_id, (commit, author) in unverified:
             Task.objects.filter(task_id=task_id).update(
                 decision_unverified=True, decision_unverified_in=commit, decision_unverified_by=author
             )
@@ -677,7 +709,49 @@ class Mirror:
                 author or "?",
                 task_id,
             )
-        self._emit_tasks(unverified)
+        self._emit_tasks([task_id for task_id, _ in unverified])
+
+    def _trace(self, d: Decided, sealed: set[tuple[str, str, str]]) -> object:
+        """Where a decided version no seal names comes from: VOUCHED (a sealed version of the same
+        status precedes it with no other status between), UNCHANGED (it follows the version mirrored
+        before, in the same status: that version's verdict stands), or the commit and author that
+        decided it without the control plane.
+
+        The task file's versions are read newest first (`Store.history`, at most HISTORY_LIMIT; on
+        GitHub one request for the list and one per version not cached). The decision is the oldest
+        version of the newest run in this status; a run that reaches past the history read, or a history
+        that cannot be read at all (the control plane's own write: one commit, no store), is judged by
+        what is known: an edit in the status the row already had keeps its verdict, anything else is
+        flagged, on the commit that last changed the file.
+        """
+        path = task_path(d.task_id)
+        same_run = d.prior is not None and d.prior.status == d.status
+        if self.store is None or not self.by_history:
+            return UNCHANGED if same_run else self.source(path)
+        entered: Revision | None = None
+        try:
+            for revision in self.store.history(path):
+                entry = self.store.entry(revision.commit, path)
+                if entry is None:
+                    break  # deleted before: the task came back decided at `entered`
+                if (d.task_id, d.status, entry.sha) in sealed:
+                    return VOUCHED
+                if same_run and d.prior is not None and entry.sha == d.prior.sha:
+                    return UNCHANGED
+                try:
+                    status = load_json_object(self.store.read(entry.sha)).get("status")
+                except ValueError:
+                    status = None  # unreadable then: not a decided task
+                if status != d.status:
+                    break
+                entered = revision
+        except StoreError as exc:
+            # Not raised: the rows of this pass are in, and the next pass would not see this change again.
+            log.warning("the history of %s is unknown, its decision judged without it: %s", path, exc)
+            return UNCHANGED if same_run else self.source(path)
+        if entered is None:
+            return self.source(path)
+        return entered.commit, entered.author[:255]
 
     # -- settling -----------------------------------------------------------------------------
 

@@ -211,14 +211,71 @@ def test_a_rebuilt_mirror_keeps_vouching_for_a_decided_task_edited_since(store):
     document = json.loads(store.read(store.entry(store.head(), "tasks/T-8.json").sha))
     commit(store, {"tasks/T-8.json": {**document, "note": "merged"}}, author="coordinator")
     sync()
-    Task.objects.all().delete()
-    AuditEntry.objects.all().delete()
+    rebuild_from_nothing()
+
+    assert Task.objects.get(task_id="T-8").decision_unverified is False
+
+
+def rebuild_from_nothing() -> None:
     from ssot.models import SsotFile
 
+    Task.objects.all().delete()
+    AuditEntry.objects.all().delete()
     SsotFile.objects.all().delete()
     sync(full=True)
 
-    assert Task.objects.get(task_id="T-8").decision_unverified is False
+
+def test_a_rebuilt_mirror_does_not_let_an_old_seal_vouch_for_a_later_forged_decision(store, approved):
+    """T-1 was approved here (its sealed line names that version). An agent then moves it back to
+    awaiting_approval and pushes it to approved again on its own: flagged live, and still flagged by a
+    mirror rebuilt from nothing, since a version with another status lies between the seal and now."""
+    document = json.loads(store.read(store.entry(store.head(), "tasks/T-1.json").sha))
+    commit(store, {"tasks/T-1.json": {**document, "status": "awaiting_approval"}}, author="executor")
+    forged = commit(store, {"tasks/T-1.json": {**document, "note": "again"}}, author="executor")
+    sync()
+    assert Task.objects.get(task_id="T-1").decision_unverified is True
+
+    rebuild_from_nothing()
+
+    task = Task.objects.get(task_id="T-1")
+    assert (task.decision_unverified, task.decision_unverified_in, task.decision_unverified_by) == (
+        True,
+        forged,
+        "executor",
+    )
+
+
+def test_a_rebuilt_mirror_vouches_through_edits_that_keep_the_decided_status(store, approved):
+    document = json.loads(store.read(store.entry(store.head(), "tasks/T-1.json").sha))
+    for n in range(3):
+        commit(store, {"tasks/T-1.json": {**document, "note": f"edit {n}"}}, author="coordinator")
+    sync()
+
+    rebuild_from_nothing()
+
+    assert Task.objects.get(task_id="T-1").decision_unverified is False
+
+
+def test_a_decision_whose_history_cannot_be_read_is_flagged_not_waved_through(github_ssot, caplog):
+    """Rebuilding from nothing, GitHub fails the task's history request: the decision no seal names is
+    judged without it (flagged, on the commit that last changed the file), and the failure is logged."""
+    from ssot.mirror import FileUpdate, Mirror
+
+    forged = commit(github_ssot, {"tasks/T-2.json": task_doc("T-2", "approved")}, author="executor")
+    entry = github_ssot.entry(forged, "tasks/T-2.json")
+    mirror = Mirror(live=False, commit=forged, store=github_ssot, by_history=True)
+    mirror.apply([FileUpdate("tasks/T-2.json", "task", entry.sha, github_ssot.read(entry.sha))])
+    github_ssot.emulator.fail_next(1)
+
+    mirror.finish()
+
+    task = Task.objects.get(task_id="T-2")
+    assert (task.decision_unverified, task.decision_unverified_in, task.decision_unverified_by) == (
+        True,
+        forged,
+        "executor",
+    )
+    assert "the history of tasks/T-2.json is unknown, its decision judged without it" in caplog.text
 
 
 def test_the_admin_shows_rewritten_lines_and_unverified_decisions(store, approved, client):
