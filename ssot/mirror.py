@@ -717,17 +717,26 @@ class Mirror:
         before, in the same status: that version's verdict stands), or the commit and author that
         decided it without the control plane.
 
-        The task file's versions are read newest first (`Store.history`, at most HISTORY_LIMIT; on
-        GitHub one request for the list and one per version not cached). The decision is the oldest
-        version of the newest run in this status; a run that reaches past the history read, or a history
-        that cannot be read at all (the control plane's own write: one commit, no store), is judged by
-        what is known: an edit in the status the row already had keeps its verdict, anything else is
-        flagged, on the commit that last changed the file.
+        The task file's versions are read newest first (`Store.history`: at most HISTORY_LIMIT versions,
+        and on the local store within its last HISTORY_SCAN commits; on GitHub one request for the list
+        and one per version's tree not cached). The decision is the oldest version of the newest run in
+        this status. Where the history cannot tell (the run reaches past what was read, the history
+        cannot be read, or the control plane's own write: one commit, no store), the rule before this
+        one holds: an edit in the status the row already had keeps its verdict, and otherwise any sealed
+        line of this task and status vouches.
         """
         path = task_path(d.task_id)
         same_run = d.prior is not None and d.prior.status == d.status
+
+        def unknown() -> object:
+            if same_run:
+                return UNCHANGED
+            if any(task_id == d.task_id and status == d.status for task_id, status, _ in sealed):
+                return VOUCHED
+            return self.source(path)
+
         if self.store is None or not self.by_history:
-            return UNCHANGED if same_run else self.source(path)
+            return unknown()
         entered: Revision | None = None
         try:
             for revision in self.store.history(path):
@@ -745,10 +754,12 @@ class Mirror:
                 if status != d.status:
                     break
                 entered = revision
+            else:
+                return unknown()  # the run in this status reaches past the history read
         except StoreError as exc:
             # Not raised: the rows of this pass are in, and the next pass would not see this change again.
             log.warning("the history of %s is unknown, its decision judged without it: %s", path, exc)
-            return UNCHANGED if same_run else self.source(path)
+            return unknown()
         if entered is None:
             return self.source(path)
         return entered.commit, entered.author[:255]

@@ -256,6 +256,20 @@ def test_a_rebuilt_mirror_vouches_through_edits_that_keep_the_decided_status(sto
     assert Task.objects.get(task_id="T-1").decision_unverified is False
 
 
+def test_a_rebuilt_mirror_does_not_flag_a_decided_task_edited_past_the_history_it_reads(store, approved):
+    """More same-status edits since the decision than HISTORY_LIMIT: the history cannot reach the sealed
+    version, so the rule for what the history cannot tell holds (a seal of this task and status vouches)."""
+    from ssot.stores.base import HISTORY_LIMIT
+
+    document = json.loads(store.read(store.entry(store.head(), "tasks/T-1.json").sha))
+    for n in range(HISTORY_LIMIT + 1):
+        commit(store, {"tasks/T-1.json": {**document, "note": f"edit {n}"}}, author="coordinator")
+
+    rebuild_from_nothing()
+
+    assert Task.objects.get(task_id="T-1").decision_unverified is False
+
+
 def test_a_decision_whose_history_cannot_be_read_is_flagged_not_waved_through(github_ssot, caplog):
     """Rebuilding from nothing, GitHub fails the task's history request: the decision no seal names is
     judged without it (flagged, on the commit that last changed the file), and the failure is logged."""
