@@ -1,12 +1,14 @@
 """What changed in a task (SPEC section 9, the task page): its versions from the SSOT's history, read through
-the store (`Store.history`: one request on GitHub), and a field-by-field diff between the version shown and
+the store (`Store.history`: one request on GitHub; then each version with `Store.file_at`: one request
+each on GitHub, none for a version read before), and a field-by-field diff between the version shown and
 the baseline — the version of its last decision, or of when it last entered `awaiting_approval`.
 
 The baseline is searched among the versions older than the one shown, newest first, and the first found
 wins: a version that records a new decision (its latest `approved_at`/`rejected_at`/`override_at` differs
 from the version before it), or the version in which the task entered `awaiting_approval`. When the version
 shown is itself the one that entered `awaiting_approval`, the baseline is the version before it, so the
-approver sees what the agent changed when it asked. Only as many versions are read as the search needs.
+approver sees what the agent changed when it asked. Every version listed is read: the history shows each
+one's status.
 """
 
 from __future__ import annotations
@@ -122,15 +124,16 @@ def task_changes(task: Task, *, limit: int = HISTORY_LIMIT) -> TaskChanges:
     cache: dict[str, dict[str, Any] | None] = {task.blob_sha: task.document}
 
     def version(revision: Revision) -> Version:
-        entry = store.entry(revision.commit, path)
-        if entry is None:
+        found = store.file_at(revision.commit, path)
+        if found is None:
             return Version(revision, None, None)
-        if entry.sha not in cache:
+        sha, data = found
+        if sha not in cache:
             try:
-                cache[entry.sha] = load_json_object(store.read(entry.sha))
+                cache[sha] = load_json_object(data)
             except ValueError:
-                cache[entry.sha] = None  # quarantined content: shown as unreadable
-        return Version(revision, entry.sha, cache[entry.sha])
+                cache[sha] = None  # quarantined content: shown as unreadable
+        return Version(revision, sha, cache[sha])
 
     try:
         versions = [version(revision) for revision in revisions]

@@ -719,11 +719,11 @@ class Mirror:
 
         The task file's versions are read newest first (`Store.history`: at most HISTORY_LIMIT versions,
         and on the local store within its last HISTORY_SCAN commits; on GitHub one request for the list
-        and one per version's tree not cached). The decision is the oldest version of the newest run in
-        this status. Where the history cannot tell (the run reaches past what was read, the history
-        cannot be read, or the control plane's own write: one commit, no store), the rule before this
-        one holds: an edit in the status the row already had keeps its verdict, and otherwise any sealed
-        line of this task and status vouches.
+        and one per version not cached: `Store.file_at`). The decision is the oldest version of the
+        newest run in this status. Where the history cannot tell (the run reaches past what was read,
+        the history cannot be read, or the control plane's own write: one commit, no store), the rule
+        before this one holds: an edit in the status the row already had keeps its verdict, and
+        otherwise any sealed line of this task and status vouches.
         """
         path = task_path(d.task_id)
         same_run = d.prior is not None and d.prior.status == d.status
@@ -740,15 +740,16 @@ class Mirror:
         entered: Revision | None = None
         try:
             for revision in self.store.history(path):
-                entry = self.store.entry(revision.commit, path)
-                if entry is None:
+                found = self.store.file_at(revision.commit, path)
+                if found is None:
                     break  # deleted before: the task came back decided at `entered`
-                if (d.task_id, d.status, entry.sha) in sealed:
+                sha, data = found
+                if (d.task_id, d.status, sha) in sealed:
                     return VOUCHED
-                if same_run and d.prior is not None and entry.sha == d.prior.sha:
+                if same_run and d.prior is not None and sha == d.prior.sha:
                     return UNCHANGED
                 try:
-                    status = load_json_object(self.store.read(entry.sha)).get("status")
+                    status = load_json_object(data).get("status")
                 except ValueError:
                     status = None  # unreadable then: not a decided task
                 if status != d.status:

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pygit2
 
@@ -56,6 +56,7 @@ ROUTES = [
     ("GET", "/repos/{owner}/{repo}/git/commits/{sha}", "get_commit"),
     ("GET", "/repos/{owner}/{repo}/commits", "list_commits"),
     ("POST", "/repos/{owner}/{repo}/git/commits", "create_commit"),
+    ("GET", "/repos/{owner}/{repo}/contents/{path}", "get_contents"),
     ("PUT", "/repos/{owner}/{repo}/contents/{path}", "put_contents"),
 ]
 
@@ -90,15 +91,21 @@ class ApiError(Exception):
         self.message = message
 
 
-class TooLarge(ApiError):
-    """GitHub's answer for a blob over 100 MB."""
+# The contents API serves a file's content in its default media type up to 1 MB ("Get repository
+# content", its notes): a larger one only in the raw or object media types.
+CONTENTS_MAX_BYTES = 1024 * 1024
 
-    def __init__(self) -> None:
-        super().__init__(
-            403,
-            "This API returns blobs up to 100 MB in size. The requested blob is too large to fetch via the "
-            "API, but you can use the Git Database API to fetch it another way.",
-        )
+
+class TooLarge(ApiError):
+    """GitHub's answer for a blob over 100 MB (or, from the contents API, a file over 1 MB)."""
+
+    BLOB = (
+        "This API returns blobs up to 100 MB in size. The requested blob is too large to fetch via the API, "
+        "but you can use the Git Database API to fetch it another way."
+    )
+
+    def __init__(self, message: str = BLOB) -> None:
+        super().__init__(403, message)
 
 
 def node_id(kind: str, key: object) -> str:
@@ -795,6 +802,66 @@ class GitHubEmulator:
         committer = _signature(body.get("committer"), author if body.get("author") else user)
         oid = self.git.create_commit(None, author, committer, body["message"], tree.id, parents)
         return 201, self._commit_json(self.git[oid].peel(pygit2.Commit))
+
+    def _get_contents(self, params: dict[str, str], query: Any, body: Any) -> tuple[int, Any]:
+        """GET /contents/{path}?ref=: what is at `path` in the commit `ref` names (a branch or a commit SHA;
+        the default branch without it), in GitHub's default media type: a file as `content-file` (base64,
+        wrapped as the blob API wraps it), a directory as the array of its entries, a submodule as
+        `content-submodule`. A file over 1 MB is refused 403 `too_large`, as GitHub refuses it without
+        the raw or object media type; a missing path answers 404 "Not Found", a missing ref 404 "No
+        commit found for the ref ..."."""
+        ref = (query.get("ref") or [self.default_branch])[0]
+        branch = self.git.references.get(f"refs/heads/{ref}")
+        commit = self.git[branch.target].peel(pygit2.Commit) if branch is not None else None
+        commit = commit or self._lookup(ref, pygit2.Commit)
+        if commit is None:
+            raise ApiError(404, f"No commit found for the ref {ref}")
+        path = params["path"].strip("/")
+        try:
+            entry = commit.tree[path]
+        except KeyError:
+            raise ApiError(404, "Not Found") from None
+        if entry.filemode == pygit2.enums.FileMode.TREE:
+            tree = self.git[entry.id].peel(pygit2.Tree)
+            return 200, [self._content_item(ref, f"{path}/{item.name}", item) for item in tree]
+        item = self._content_item(ref, path, entry)
+        if entry.filemode == pygit2.enums.FileMode.COMMIT:
+            return 200, {**item, "submodule_git_url": "https://github.com/example/other.git"}
+        blob = self.git[entry.id].peel(pygit2.Blob)
+        if blob.size > CONTENTS_MAX_BYTES:
+            raise TooLarge(
+                "This API returns blobs up to 1 MB in size. The requested blob is too large to fetch via "
+                "the API, but you can use the Git Data API to request blobs up to 100 MB in size."
+            )
+        encoded = base64.b64encode(blob.data).decode()
+        wrapped = "\n".join(encoded[i : i + 60] for i in range(0, len(encoded), 60))
+        return 200, {**item, "content": wrapped + "\n" if wrapped else "", "encoding": "base64"}
+
+    def _content_item(self, ref: str, path: str, entry: pygit2.Object) -> dict[str, Any]:
+        """The fields every answer of the contents API has for one entry."""
+        kind = {pygit2.enums.FileMode.TREE: "dir", pygit2.enums.FileMode.COMMIT: "submodule"}.get(
+            entry.filemode, "file"
+        )
+        url = f"{self._api}/contents/{quote(path)}?ref={quote(ref)}"
+        git_url = None
+        html_url = None
+        if kind != "submodule":  # GitHub's are null for a submodule not hosted on github.com
+            git_url = f"{self._api}/git/{'trees' if kind == 'dir' else 'blobs'}/{entry.id}"
+            html_url = f"https://github.com/{self.owner}/{self.name}/{'tree' if kind == 'dir' else 'blob'}"
+            html_url += f"/{ref}/{path}"
+        download = f"https://raw.githubusercontent.com/{self.owner}/{self.name}/{ref}/{path}"
+        return {
+            "type": kind,
+            "size": self.git[entry.id].peel(pygit2.Blob).size if kind == "file" else 0,
+            "name": path.rsplit("/", 1)[-1],
+            "path": path,
+            "sha": str(entry.id),
+            "url": url,
+            "git_url": git_url,
+            "html_url": html_url,
+            "download_url": download if kind == "file" else None,
+            "_links": {"self": url, "git": git_url, "html": html_url},
+        }
 
     def _put_contents(self, params: dict[str, str], query: Any, body: Any) -> tuple[int, dict[str, Any]]:
         path, branch = params["path"], body.get("branch") or self.default_branch

@@ -136,6 +136,13 @@ class Store(ABC):
     def read(self, sha: str) -> bytes:
         """The content of a blob."""
 
+    def file_at(self, commit: str, path: str) -> tuple[str, bytes] | None:
+        """One file at `commit`: its blob SHA and content, or None if there is no such file (or only a
+        submodule). For reading one file of an older commit (a task's history); GitHub: one request,
+        where `entry` would list the commit's whole tree."""
+        entry = self.entry(commit, path)
+        return None if entry is None else (entry.sha, self.read(entry.sha))
+
     @abstractmethod
     def changed(self, old: str | None, new: str) -> builtins.list[Change]:
         """The files that differ between two commits (old None: everything in `new`)."""

@@ -329,6 +329,45 @@ class GitHubStore(Store):
             raise StoreIncomplete(cut, [])
         return None if sha is None or isinstance(sha, _Gitlink) else Entry(path, sha)
 
+    def file_at(self, commit: str, path: str) -> tuple[str, bytes] | None:
+        """The contents API ("Get repository content" at `ref=commit`): one request for the SHA and the
+        content of a file up to 1 MB. Larger (403 `too_large`), or not a file's answer: `entry` and `read`,
+        as any other file is read."""
+        path = path.strip("/")
+        cached = self._cached_files(commit)
+        known = cached.get(path) if cached is not None else None
+        data = self._blobs.get(known) if known is not None and not isinstance(known, _Gitlink) else None
+        if known is not None and data is not None:
+            return known, data  # listed and read before: no request
+        url = f"{self._path}/contents/{quote(path)}"
+        action = f"reading {path} at {commit[:12]}"
+        try:
+            _, answer = self._call(
+                action,
+                lambda: self._requester.requestJsonAndCheck("GET", url, parameters={"ref": commit}),
+            )
+        except GithubException as exc:
+            if exc.status == 404 and not _message(exc).startswith("No commit found"):
+                return None
+            if exc.status == 404:
+                raise StoreNotFound(f"no commit {commit} in {self.repo}") from None
+            if exc.status == 403 and _too_large(exc):
+                return super().file_at(commit, path)
+            raise self._failure(action, exc) from None
+        if not isinstance(answer, dict) or answer.get("type") != "file":
+            return super().file_at(commit, path)  # a directory (a list) or a submodule: no file here
+        try:
+            sha, content, encoding = str(answer["sha"]), answer["content"], answer.get("encoding")
+            if encoding != "base64":
+                return super().file_at(commit, path)
+            data = base64.b64decode(content)
+        except (KeyError, TypeError, binascii.Error):
+            raise StoreUnavailable(f"GitHub sent a malformed answer while {action}") from None
+        if git_blob_sha(data) != sha:
+            raise StoreUnavailable(f"GitHub sent content that is not blob {sha} while {action}")
+        self._blobs.put(sha, data)
+        return sha, data
+
     def read(self, sha: str) -> bytes:
         data = self._blobs.get(sha)
         if data is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ssot.stores.base import StoreConflict, StoreRefused, git_blob_sha
+from ssot.stores.base import StoreConflict, StoreNotFound, StoreRefused, git_blob_sha
 from testing import openapi
 from testing.github_emulator import GitHubEmulator
 from testing.github_fixture import github_emulator, github_store
@@ -52,6 +52,11 @@ def test_the_stores_whole_conversation_conforms(emulator: GitHubEmulator) -> Non
     assert fresh.read(git_blob_sha(b"\x00\xff")) == b"\x00\xff"
     fresh.changed(first, second)
     assert [revision.commit for revision in fresh.history("tasks/T-2.json")] == [second]
+    assert github_store(emulator).file_at(first, "tasks/T-1.json") == (git_blob_sha(b"{}"), b"{}")
+    assert github_store(emulator).file_at(second, "tasks") is None  # a directory: an array
+    assert github_store(emulator).file_at(second, "tasks/T-1.json") is None  # 404
+    with pytest.raises(StoreNotFound):
+        github_store(emulator).file_at("0" * 40, "tasks/T-2.json")  # 404, no such commit
     emulator.push({"tasks/T-3.json": b"{}"})
     with pytest.raises(StoreConflict):
         store.commit(parent=second, writes={"tasks/T-4.json": b"{}"}, message="late", author="admin")
@@ -78,4 +83,20 @@ def test_error_answers_conform(emulator: GitHubEmulator) -> None:
     session.get(f"{api}/git/blobs/{git_blob_sha(b'{}')}", timeout=5)  # 403 too_large
 
     assert {status for _, status, _ in emulator.answers} >= {403, 404, 422}
+    _assert_conform(emulator)
+
+
+def test_one_file_of_an_older_commit_costs_one_request(emulator: GitHubEmulator) -> None:
+    """The contents API: one request where listing the commit's tree and reading the blob took two or
+    more; a file over 1 MB, which it refuses (403 too_large), is read from the blob API instead."""
+    big = b"x" * (1024 * 1024 + 1)
+    first = emulator.push({"tasks/T-1.json": b"v1", "bin/big.dat": big})
+    emulator.push({"tasks/T-1.json": b"v2"})
+    store = github_store(emulator)
+    emulator.reset_counts()
+
+    assert store.file_at(first, "tasks/T-1.json") == (git_blob_sha(b"v1"), b"v1")
+    assert dict(emulator.requests) == {"GET /repos/{owner}/{repo}/contents/{path}": 1}
+    assert store.file_at(first, "bin/big.dat") == (git_blob_sha(big), big)
+    assert emulator.statuses[403] == 1
     _assert_conform(emulator)

@@ -247,3 +247,23 @@ def test_history_lists_the_commits_that_changed_a_path_newest_first(contract_sto
     assert [r.commit for r in contract_store.history("tasks/T-1.json", limit=2)] == [gone, second]
     assert [r.commit for r in contract_store.history("tasks/T-2.json")] == [other]
     assert contract_store.history("tasks/none.json") == []
+
+
+def test_file_at_reads_one_file_of_an_older_commit(contract_store: Store) -> None:
+    from testing.content import commit_gitlink
+
+    big = bytes(range(256)) * 4200  # over 1 MB, binary: GitHub's contents API refuses it; the blob API not
+    first = commit(contract_store, None, {"tasks/T-1.json": b"v1", "bin/big.dat": big})
+    second = commit(contract_store, first, {"tasks/T-1.json": b"v2"})
+    emulator = getattr(contract_store, "emulator", None)
+    repository = emulator.git.path if emulator else cast(LocalStore, contract_store).path
+    linked = commit_gitlink(repository, "tasks/T-2.json", "1" * 40)
+
+    assert contract_store.file_at(first, "tasks/T-1.json") == (git_blob_sha(b"v1"), b"v1")
+    assert contract_store.file_at(second, "/tasks/T-1.json") == (git_blob_sha(b"v2"), b"v2")
+    assert contract_store.file_at(second, "bin/big.dat") == (git_blob_sha(big), big)
+    assert contract_store.file_at(second, "tasks/T-9.json") is None
+    assert contract_store.file_at(second, "tasks") is None  # a folder is no file
+    assert contract_store.file_at(linked, "tasks/T-2.json") is None  # nor a submodule
+    with pytest.raises(StoreNotFound):
+        contract_store.file_at("f" * 40, "tasks/T-1.json")

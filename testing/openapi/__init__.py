@@ -26,6 +26,7 @@ ROUTES = {
     "GET /repos/{owner}/{repo}/git/commits/{sha}": ("get", "/repos/{owner}/{repo}/git/commits/{commit_sha}"),
     "POST /repos/{owner}/{repo}/git/commits": ("post", "/repos/{owner}/{repo}/git/commits"),
     "GET /repos/{owner}/{repo}/commits": ("get", "/repos/{owner}/{repo}/commits"),
+    "GET /repos/{owner}/{repo}/contents/{path}": ("get", "/repos/{owner}/{repo}/contents/{path}"),
     "PUT /repos/{owner}/{repo}/contents/{path}": ("put", "/repos/{owner}/{repo}/contents/{path}"),
 }
 

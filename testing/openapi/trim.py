@@ -28,6 +28,7 @@ OPERATIONS = [
     ("get", "/repos/{owner}/{repo}/git/commits/{commit_sha}"),
     ("post", "/repos/{owner}/{repo}/git/commits"),
     ("get", "/repos/{owner}/{repo}/commits"),
+    ("get", "/repos/{owner}/{repo}/contents/{path}"),
     ("put", "/repos/{owner}/{repo}/contents/{path}"),
 ]
 
