@@ -95,6 +95,24 @@ class Decided:
     prior: Prior | None
 
 
+def _lines(data: bytes) -> list[str]:
+    """An audit file's lines as `parse_audit` numbers them (text that is not UTF-8 JSON holds none)."""
+    try:
+        return amp.text_of(data).split("\n")
+    except amp.JsonRefused:
+        return []
+
+
+def _grouped(
+    how: dict[int, str], blame: dict[int, tuple[str, str]]
+) -> dict[tuple[str, tuple[str, str]], list[int]]:
+    """Line numbers by what happened to them and who did it: one update each."""
+    groups: dict[tuple[str, tuple[str, str]], list[int]] = {}
+    for number, kind in sorted(how.items()):
+        groups.setdefault((kind, blame[number]), []).append(number)
+    return groups
+
+
 VOUCHED = object()  # a sealed decision line names the version, or one it was edited from
 UNCHANGED = object()  # an edit after the version mirrored before, in the same status: its verdict stands
 # A JSON `\u0000` escape (its backslash not itself escaped): a NUL character, which the database
@@ -189,10 +207,9 @@ class Mirror:
     # a rewritten audit line or an unverified decision; `store` tells its author.
     commit: str = ""
     store: Store | None = None
-    # The sync reads several commits at once: a change is traced to the last commit that touched its
-    # file (Store.history), not blamed on whoever pushed last.
+    # The sync reads several commits at once: a change is traced through its file's history to the
+    # commit that made it (Store.history), not blamed on whoever pushed last.
     by_history: bool = False
-    rewrites: list[tuple[str, list[int]]] = field(default_factory=list)
     _refs: list[tuple[str, str, datetime, str]] = field(default_factory=list)
     _changed_rows: int = 0
     # The approval policy changed: what every task awaiting approval needs may have, so clients take a
@@ -627,29 +644,63 @@ class Mirror:
         if not how:
             return
         now = timezone.now()
-        commit, author = self.source(path)
-        for kind in ("removed", "changed"):
-            numbers = [number for number, what in how.items() if what == kind]
-            if numbers:
-                AuditEntry.objects.filter(ssot_path=path, line_no__in=numbers).update(
-                    ssot_path=None,
-                    line_no=None,
-                    rewritten_line=F("line_no"),
-                    rewritten_path=path,
-                    rewritten_how=kind,
-                    rewritten_at=now,
-                    rewritten_in=commit,
-                    rewritten_by=author,
-                )
-        self.rewrites.append((path, sorted(how)))
+        blame = self._blame(path, how)
+        for (kind, (commit, author)), numbers in _grouped(how, blame).items():
+            AuditEntry.objects.filter(ssot_path=path, line_no__in=numbers).update(
+                ssot_path=None,
+                line_no=None,
+                rewritten_line=F("line_no"),
+                rewritten_path=path,
+                rewritten_how=kind,
+                rewritten_at=now,
+                rewritten_in=commit,
+                rewritten_by=author,
+            )
+            log.warning(
+                "commit %s by %s %s %d mirrored audit line(s) of %s: kept and marked",
+                commit[:10],
+                author or "?",
+                kind,
+                len(numbers),
+                path,
+            )
         self.counts["audit_rewritten"] += len(how)
-        log.warning(
-            "commit %s by %s rewrote %d mirrored audit line(s) of %s: kept and marked",
-            commit[:10],
-            author or "?",
-            len(how),
-            path,
-        )
+
+    def _blame(self, path: str, how: dict[int, str]) -> dict[int, tuple[str, str]]:
+        """The commit (and its author) that removed or changed each of these mirrored lines.
+
+        A pass may span several pushes: the file's versions are read newest first (`Store.history`,
+        `Store.file_at`), and the newest version that still holds a line as mirrored is the one before
+        its rewrite, so the version after it made it. A line the history read does not settle (further
+        back than it reaches, or unreadable), and every line when there is no history to read (the control
+        plane's own write: the commit it was drafted on), takes the commit that last changed the file.
+        """
+        lines: dict[int, str] = {
+            number: raw
+            for number, raw in AuditEntry.objects.filter(ssot_path=path, line_no__in=how).values_list(
+                "line_no", "raw"
+            )
+            if number is not None
+        }
+        found: dict[int, tuple[str, str]] = {}
+        if self.by_history and self.store is not None and lines:
+            try:
+                newer: Revision | None = None
+                for revision in self.store.history(path):
+                    version = self.store.file_at(revision.commit, path)
+                    held = _lines(version[1]) if version is not None else []
+                    for number, raw in lines.items():
+                        intact = number <= len(held) and held[number - 1] == raw
+                        if newer is not None and number not in found and intact:
+                            found[number] = (newer.commit, newer.author[:255])
+                    if len(found) == len(lines):
+                        break
+                    newer = revision
+            except StoreError as exc:
+                log.warning(
+                    "the history of %s is unknown, its rewrites blamed on its last change: %s", path, exc
+                )
+        return {number: found.get(number) or self.source(path) for number in how}
 
     def _note_decisions(self, before: dict[str, Prior], statuses: list[tuple[str, str, str]]) -> None:
         """Remember the tasks with a new version in a decided status; one that leaves it loses its flag."""

@@ -90,6 +90,33 @@ def test_a_push_editing_a_line_keeps_the_old_one_beside_the_new(store, approved)
     assert (old.actor, old.rewritten_how, old.rewritten_by) == ("alice", "changed", "executor")
 
 
+def test_one_sync_of_several_pushes_blames_each_rewrite_on_the_commit_that_made_it(store, approved):
+    """executor forges the approval line; then reviewer appends a line, and later rewrites the line it
+    appended before; all synced at once. The forged line is blamed on executor's commit, not on the last
+    commit that touched the file; reviewer's own rewrite on reviewer's."""
+    note = json.dumps({"timestamp": "2026-11-30T10:00:00+00:00", "actor": "reviewer", "action": "note"})
+    commit(store, {approved: (audit_text(store, approved) + note + "\n").encode()}, author="reviewer")
+    sync()
+    text = audit_text(store, approved)
+    forged = commit(
+        store, {approved: text.replace('"actor": "alice"', '"actor": "mallory"').encode()}, author="executor"
+    )
+    later = json.dumps({"timestamp": "2026-11-30T11:00:00+00:00", "actor": "reviewer", "action": "later"})
+    appended = audit_text(store, approved) + later + "\n"
+    commit(store, {approved: appended.encode()}, author="reviewer")
+    edited = commit(store, {approved: appended.replace('"note"', '"nothing"').encode()}, author="reviewer")
+    sync()
+
+    approval = AuditEntry.objects.get(action="approved", actor="alice")
+    assert (approval.rewritten_in, approval.rewritten_by, approval.rewritten_how) == (
+        forged,
+        "executor",
+        "changed",
+    )
+    old_note = AuditEntry.objects.get(action="note")
+    assert (old_note.rewritten_in, old_note.rewritten_by) == (edited, "reviewer")
+
+
 def test_a_deleted_audit_file_keeps_every_line_marked_removed(store, approved):
     count = AuditEntry.objects.filter(ssot_path=approved).count()
     head = commit(store, deletes=(approved,), author="executor")
@@ -290,6 +317,28 @@ def test_a_decision_whose_history_cannot_be_read_is_flagged_not_waved_through(gi
         "executor",
     )
     assert "the history of tasks/T-2.json is unknown, its decision judged without it" in caplog.text
+
+
+def test_a_rewrite_whose_history_cannot_be_read_is_blamed_on_the_files_last_change(github_ssot, caplog):
+    from ssot.mirror import FileUpdate, Mirror
+
+    make_user("approver", username="alice")
+    commit(github_ssot, {"tasks/T-3.json": task_doc("T-3", "awaiting_approval")})
+    sync()
+    services.task_approve(task_id="T-3", actor="alice")
+    sync()
+    path = AuditEntry.objects.get(action="approved").ssot_path
+    last = commit(github_ssot, {path: b""}, author="executor")
+    entry = github_ssot.entry(last, path)
+    update = FileUpdate(path, "audit", entry.sha, github_ssot.read(entry.sha))
+    mirror = Mirror(live=True, commit=last, store=github_ssot, by_history=True)
+    github_ssot.emulator.fail_next(1)  # the next request: the file's history
+
+    mirror.apply([update])
+
+    line = AuditEntry.objects.get(action="approved")
+    assert (line.rewritten_in, line.rewritten_by, line.rewritten_how) == (last, "executor", "removed")
+    assert f"the history of {path} is unknown, its rewrites blamed on its last change" in caplog.text
 
 
 def test_the_admin_shows_rewritten_lines_and_unverified_decisions(store, approved, client):
