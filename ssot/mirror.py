@@ -773,8 +773,9 @@ class Mirror:
         and one per version not cached: `Store.file_at`). The decision is the oldest version of the
         newest run in this status. Where the history cannot tell (the run reaches past what was read,
         the history cannot be read, or the control plane's own write: one commit, no store), the rule
-        before this one holds: an edit in the status the row already had keeps its verdict, and
-        otherwise any sealed line of this task and status vouches.
+        before this one holds: an edit in the status the row already had keeps its verdict; a task new
+        to a mirror rebuilt from nothing is vouched for by any sealed line of its task and status; any
+        other decision is flagged.
         """
         path = task_path(d.task_id)
         same_run = d.prior is not None and d.prior.status == d.status
@@ -782,7 +783,8 @@ class Mirror:
         def unknown() -> object:
             if same_run:
                 return UNCHANGED
-            if any(task_id == d.task_id and status == d.status for task_id, status, _ in sealed):
+            rebuilt = d.prior is None and not self.live
+            if rebuilt and any(task_id == d.task_id and status == d.status for task_id, status, _ in sealed):
                 return VOUCHED
             return self.source(path)
 

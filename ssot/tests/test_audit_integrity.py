@@ -42,6 +42,12 @@ def approved(store):
     return line.ssot_path
 
 
+def flag(task_id: str) -> tuple[bool, str, str]:
+    """Whether the task's decision is flagged unverified, in which commit, by whom."""
+    task = Task.objects.get(task_id=task_id)
+    return task.decision_unverified, task.decision_unverified_in, task.decision_unverified_by
+
+
 def audit_text(store, path: str) -> str:
     entry = store.entry(store.head(), path)
     return store.read(entry.sha).decode()
@@ -153,12 +159,7 @@ def test_an_agent_pushing_approved_is_flagged_decision_unverified(store):
     head = commit(store, {"tasks/T-2.json": task_doc("T-2", "approved")}, author="executor")
     sync()
 
-    task = Task.objects.get(task_id="T-2")
-    assert (task.decision_unverified, task.decision_unverified_in, task.decision_unverified_by) == (
-        True,
-        head,
-        "executor",
-    )
+    assert flag("T-2") == (True, head, "executor")
     body = jwt_client(make_user("staff")).get("/api/tasks/T-2/").json()
     assert body["decision_unverified"] is True
     assert body["decision_unverified_by"] == "executor"
@@ -264,12 +265,7 @@ def test_a_rebuilt_mirror_does_not_let_an_old_seal_vouch_for_a_later_forged_deci
 
     rebuild_from_nothing()
 
-    task = Task.objects.get(task_id="T-1")
-    assert (task.decision_unverified, task.decision_unverified_in, task.decision_unverified_by) == (
-        True,
-        forged,
-        "executor",
-    )
+    assert flag("T-1") == (True, forged, "executor")
 
 
 def test_a_rebuilt_mirror_vouches_through_edits_that_keep_the_decided_status(store, approved):
@@ -310,12 +306,7 @@ def test_a_decision_whose_history_cannot_be_read_is_flagged_not_waved_through(gi
 
     mirror.finish()
 
-    task = Task.objects.get(task_id="T-2")
-    assert (task.decision_unverified, task.decision_unverified_in, task.decision_unverified_by) == (
-        True,
-        forged,
-        "executor",
-    )
+    assert flag("T-2") == (True, forged, "executor")
     assert "the history of tasks/T-2.json is unknown, its decision judged without it" in caplog.text
 
 
