@@ -384,3 +384,111 @@ def test_any_edit_of_an_audit_file_marks_exactly_the_lines_it_removed_or_changed
     assert set(marked.values_list("rewritten_in", "rewritten_by")) <= {(head, "executor")}
     live = AuditEntry.objects.filter(ssot_path=path).order_by("line_no")
     assert list(live.values_list("raw", flat=True)) == new
+
+
+@hypothesis_settings(max_examples=examples(15))
+@given(data=st.data())
+def test_pushes_synced_at_once_blame_each_rewritten_line_on_the_commit_that_rewrote_it(any_store, data):
+    """Several agents each push an edit of the same audit file (keep, remove or change each line, append
+    some) and one sync reads them all: every line no longer as mirrored is marked with the commit after
+    the newest version that still held it, and that commit's author."""
+    n = next(_files)
+    path = f"audit/2027/{1 + n // 28:02d}/{1 + n % 28:02d}.jsonl"
+    old = [_line(f"agent{n}-{i}") for i in range(data.draw(st.integers(1, 5), label="lines"))]
+    commit(any_store, {path: "".join(line + "\n" for line in old).encode()})
+    sync()
+    versions: list[tuple[str, str, list[str]]] = [("", "", old)]  # (commit, author, lines), oldest first
+    for push in range(data.draw(st.integers(1, 4), label="pushes")):
+        current = versions[-1][2]
+        fates = data.draw(
+            st.lists(
+                st.sampled_from(["keep", "remove", "change"]), min_size=len(current), max_size=len(current)
+            ),
+            label=f"fates {push}",
+        )
+        lines = [
+            line if fate == "keep" else line.replace('"note"', f'"forged {push}"')
+            for line, fate in zip(current, fates, strict=True)
+            if fate != "remove"
+        ]
+        lines += [_line(f"late{n}-{push}-{i}") for i in range(data.draw(st.integers(0, 2), label="appended"))]
+        author = f"agent-{push}"
+        head = commit(any_store, {path: "".join(line + "\n" for line in lines).encode()}, author=author)
+        versions.append((head, author, lines))
+    sync()
+
+    def held(lines: list[str], number: int) -> bool:
+        return number <= len(lines) and lines[number - 1] == old[number - 1]
+
+    expected = {}
+    for number in range(1, len(old) + 1):
+        if held(versions[-1][2], number):
+            continue
+        newest_holding = max(i for i, (_, _, lines) in enumerate(versions) if held(lines, number))
+        commit_, author, _ = versions[newest_holding + 1]
+        expected[number] = (commit_, author)
+    marked = AuditEntry.objects.filter(rewritten_path=path)
+    assert {row.rewritten_line: (row.rewritten_in, row.rewritten_by) for row in marked} == expected
+
+
+_tasks = itertools.count()
+STATUSES = ("awaiting_approval", "approved", "rejected", "in_progress")
+
+
+@hypothesis_settings(max_examples=examples(15))
+@given(data=st.data())
+def test_any_sequence_of_pushes_and_decisions_is_flagged_as_its_history_says(any_store, data):
+    """Agents push the task to any status, the control plane decides (its commit carries the sealed
+    line), syncs fall anywhere between. At the end the task is flagged exactly when it is approved or
+    rejected and no version of its newest run in that status is one a seal names; the flag names the
+    commit that began the run. A mirror rebuilt from nothing says the same."""
+    from ssot.documents import dump_json
+
+    n = next(_tasks)
+    task_id, path = f"P-{n}", f"tasks/P-{n}.json"
+    audit = f"audit/2028/{1 + n // 28:02d}/{1 + n % 28:02d}.jsonl"
+    commit(any_store, {path: task_doc(task_id, "awaiting_approval")})
+    sync()
+    history: list[tuple[str, str, str, bool]] = []  # (commit, author, status, sealed), oldest first
+    sealed_lines: list[str] = []
+    for step in range(data.draw(st.integers(1, 6), label="steps")):
+        decide = data.draw(st.booleans(), label=f"decision {step}")
+        status = data.draw(st.sampled_from(("approved", "rejected") if decide else STATUSES))
+        body = dump_json(task_doc(task_id, status, description=f"step {step}"))
+        writes = {path: body}
+        author = "admin" if decide else f"agent-{step % 2}"
+        if decide:
+            sha = git_blob_sha(body)
+            action = status
+            sealed_lines.append(
+                json.dumps(
+                    {
+                        "timestamp": "2026-11-30T10:00:00+00:00",
+                        "actor": "alice",
+                        "action": action,
+                        "task_id": task_id,
+                        "status": status,
+                        "task_sha": sha,
+                        "seal": decision_seal(task_id=task_id, action=action, status=status, task_sha=sha),
+                    }
+                )
+            )
+            writes[audit] = "".join(line + "\n" for line in sealed_lines).encode()
+        history.append((commit(any_store, writes, author=author), author, status, decide))
+        if data.draw(st.booleans(), label=f"sync after {step}"):
+            sync()
+    sync()
+
+    final = history[-1][2]
+    expected = (False, "", "")
+    if final in ("approved", "rejected"):
+        run = []
+        for version in reversed(history):
+            if version[2] != final:
+                break
+            run.append(version)
+        if not any(version[3] for version in run):
+            expected = (True, run[-1][0], run[-1][1])
+    assert flag(task_id) == expected
+    rebuild_from_nothing()
+    assert flag(task_id) == expected
