@@ -926,7 +926,7 @@ class Mirror:
         sub-folders (SPEC section 4), and an id found at two paths is quarantined in both places.
 
         The other place may be a file of this pass or a row mirrored before; the row's file is
-        quarantined with content rebuilt from the row (its blob SHA is the file's own).
+        quarantined with its content read from the SSOT by its blob SHA (`_verbatim`).
         """
         by_id: dict[str, list[FileUpdate]] = {}
         for update in files:
@@ -944,7 +944,7 @@ class Mirror:
             row = elsewhere.get(msg_id)
             places = list(updates)
             if row is not None and row.ssot_path:
-                places.append(FileUpdate(row.ssot_path, updates[0].kind, row.blob_sha, _rebuilt(row)))
+                places.append(FileUpdate(row.ssot_path, updates[0].kind, row.blob_sha, self._verbatim(row)))
             if len(places) == 1:
                 kept.extend(updates)
                 continue
@@ -953,6 +953,22 @@ class Mirror:
                 message = f"the id {msg_id} is also at {others}: one file per id"
                 self._quarantine(place, [{"path": "$", "message": message}])
         return kept
+
+    def _verbatim(self, row: Message | Ack) -> bytes:
+        """A mirrored row's file as it is in the SSOT (its blob); rebuilt from the row only where the
+        store is not at hand (the control plane's own write) or cannot serve the blob (logged): those
+        bytes are what the row holds, not necessarily the file's."""
+        if self.store is not None:
+            try:
+                return self.store.read(row.blob_sha)
+            except StoreError as exc:
+                log.warning(
+                    "blob %s of %s is unreadable, kept as rebuilt from its row: %s",
+                    row.blob_sha,
+                    row.ssot_path,
+                    exc,
+                )
+        return _rebuilt(row)
 
     def _refuse(self, update: FileUpdate, exc: Exception) -> None:
         """Quarantine a file that failed to be read, checked or converted; a database error goes up."""

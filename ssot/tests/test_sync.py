@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ssot.models import (
@@ -15,7 +17,7 @@ from ssot.models import (
     SyncState,
     Task,
 )
-from ssot.stores.base import StoreUnavailable
+from ssot.stores.base import StoreUnavailable, git_blob_sha
 from ssot.sync import mirrored_head, sync, sync_state
 from ssot.verify import differences
 from testing.content import commit, dispatch, result, task_doc
@@ -303,6 +305,21 @@ def test_a_message_id_found_at_two_paths_is_quarantined_in_both_places(store):
     sync(full=True)
     assert Message.objects.get(msg_id=message["msg_id"]).ssot_path == dated
     assert differences(store) == []
+
+
+def test_a_duplicate_ids_earlier_file_is_quarantined_verbatim(store):
+    """The file mirrored before is kept as it is in the SSOT (its bytes match its blob SHA), not as the
+    control plane would have written it."""
+    message = dispatch("T-1", n=2)
+    flat = f"messages/{message['msg_id']}.json"
+    compact = json.dumps(message, separators=(",", ":"), sort_keys=True).encode()
+    commit(store, {flat: compact})
+    sync()
+    commit(store, {f"messages/2026/11/02/{message['msg_id']}.json": message})
+    sync()
+
+    kept = QuarantinedFile.objects.get(path=flat)
+    assert (bytes(kept.raw), kept.blob_sha) == (compact, git_blob_sha(compact))
 
 
 @pytest.mark.django_db
