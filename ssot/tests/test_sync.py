@@ -323,6 +323,29 @@ def test_a_duplicate_ids_earlier_file_is_quarantined_verbatim(store):
 
 
 @pytest.mark.django_db
+def test_a_duplicate_ids_earlier_file_the_ssot_cannot_serve_is_kept_as_its_row_holds_it(github_ssot, caplog):
+    from ssot.mirror import FileUpdate, Mirror, _rebuilt
+    from testing.github_fixture import github_store
+
+    message = dispatch("T-1", n=3)
+    flat = f"messages/{message['msg_id']}.json"
+    commit(github_ssot, {flat: json.dumps(message).encode()})
+    sync()
+    dated = f"messages/2026/11/03/{message['msg_id']}.json"
+    head = commit(github_ssot, {dated: message})
+    entry = github_ssot.entry(head, dated)
+    update = FileUpdate(dated, "message", entry.sha, github_ssot.read(entry.sha))
+    row = Message.objects.get(msg_id=message["msg_id"])
+    cold = github_store(github_ssot.emulator)  # nothing cached: reading the flat file's blob is a request
+    github_ssot.emulator.fail_next(1)
+
+    Mirror(live=True, commit=head, store=cold, by_history=True).apply([update])
+
+    assert bytes(QuarantinedFile.objects.get(path=flat).raw) == _rebuilt(row)
+    assert f"blob {row.blob_sha} of {flat} is unreadable, kept as rebuilt from its row" in caplog.text
+
+
+@pytest.mark.django_db
 def test_the_mirrored_head_is_the_sync_states_and_its_row_exists_once_asked(store):
     assert not SyncState.objects.exists()
     assert mirrored_head() == ""  # never synced
