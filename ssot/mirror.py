@@ -351,7 +351,7 @@ class Mirror:
             found: tuple[str, str | None] = (self.commit, None)
             if self.by_history and self.store is not None:
                 try:
-                    revisions = self.store.history(path, limit=1)
+                    revisions = self.store.history(path, limit=1, start=self.commit or None)
                 except StoreError as exc:
                     log.warning("the history of %s is unknown: %s", path, exc)
                 else:
@@ -686,7 +686,7 @@ class Mirror:
         if self.by_history and self.store is not None and lines:
             try:
                 newer: Revision | None = None
-                for revision in self.store.history(path):
+                for revision in self.store.history(path, start=self.commit or None):
                     version = self.store.file_at(revision.commit, path)
                     held = _lines(version[1]) if version is not None else []
                     for number, raw in lines.items():
@@ -792,7 +792,7 @@ class Mirror:
             return unknown()
         entered: Revision | None = None
         try:
-            for revision in self.store.history(path):
+            for revision in self.store.history(path, start=self.commit or None):
                 found = self.store.file_at(revision.commit, path)
                 if found is None:
                     break  # deleted before: the task came back decided at `entered`

@@ -148,9 +148,12 @@ class Store(ABC):
         """The files that differ between two commits (old None: everything in `new`)."""
 
     @abstractmethod
-    def history(self, path: str, *, limit: int = HISTORY_LIMIT) -> builtins.list[Revision]:
-        """The branch's latest commits that changed `path` (added, modified or deleted it), newest first,
-        at most `limit`. GitHub: one request (list commits with `path`)."""
+    def history(
+        self, path: str, *, limit: int = HISTORY_LIMIT, start: str | None = None
+    ) -> builtins.list[Revision]:
+        """The latest commits that changed `path` (added, modified or deleted it), newest first, at most
+        `limit`: from the commit `start` back (default: the branch's head). GitHub: one request (list
+        commits with `path`). Raises StoreNotFound for a `start` that is no commit."""
 
     @abstractmethod
     def author(self, commit: str) -> str:

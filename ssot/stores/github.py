@@ -421,17 +421,21 @@ class GitHubStore(Store):
 
     # Writes
 
-    def history(self, path: str, *, limit: int = HISTORY_LIMIT) -> builtins.list[Revision]:
+    def history(
+        self, path: str, *, limit: int = HISTORY_LIMIT, start: str | None = None
+    ) -> builtins.list[Revision]:
         path = path.strip("/")
         per_page = max(1, min(limit, 100))
         url = f"{self._path}/commits"
-        parameters = {"sha": self.branch, "path": path, "per_page": per_page}
+        parameters = {"sha": start or self.branch, "path": path, "per_page": per_page}
         action = f"listing the history of {path}"
         try:
             _, data = self._call(
                 action, lambda: self._requester.requestJsonAndCheck("GET", url, parameters=parameters)
             )
         except GithubException as exc:
+            if exc.status == 404 and start is not None:
+                raise StoreNotFound(f"no commit {start} in {self.repo}") from None
             if exc.status in (404, 409):  # no such branch yet, or an empty repository
                 return []
             raise self._failure(action, exc) from None

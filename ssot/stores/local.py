@@ -125,11 +125,15 @@ class LocalStore(Store):
                 diff = _commit(repo, old).tree.diff_to_tree(new_tree)
             return [_change(delta) for delta in diff.deltas]
 
-    def history(self, path: str, *, limit: int = HISTORY_LIMIT) -> builtins.list[Revision]:
+    def history(
+        self, path: str, *, limit: int = HISTORY_LIMIT, start: str | None = None
+    ) -> builtins.list[Revision]:
         path = path.strip("/")
         found: list[Revision] = []
         with _errors(self.path), self._repo() as repo:
-            head = _ref_target(repo, f"refs/heads/{self.branch}")
+            head = (
+                _ref_target(repo, f"refs/heads/{self.branch}") if start is None else _commit(repo, start).id
+            )
             if head is None:
                 return found
             walker = repo.walk(head, SortMode.TOPOLOGICAL | SortMode.TIME)

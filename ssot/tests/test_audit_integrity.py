@@ -293,6 +293,25 @@ def test_a_rebuilt_mirror_does_not_flag_a_decided_task_edited_past_the_history_i
     assert Task.objects.get(task_id="T-1").decision_unverified is False
 
 
+def test_a_push_landing_after_the_syncs_head_does_not_change_its_verdict(store, approved):
+    """A sync mirrors up to the head it read; the history it traces starts there, not at a branch that
+    moved on meanwhile (here: the task, approved and then edited, is moved to in_progress by a later
+    push that this pass does not mirror)."""
+    from ssot.mirror import FileUpdate, Mirror
+
+    document = json.loads(store.read(store.entry(store.head(), "tasks/T-1.json").sha))
+    edited = commit(store, {"tasks/T-1.json": {**document, "note": "pr 12"}}, author="executor")
+    entry = store.entry(edited, "tasks/T-1.json")
+    update = FileUpdate("tasks/T-1.json", "task", entry.sha, store.read(entry.sha))
+    commit(store, {"tasks/T-1.json": {**document, "status": "in_progress"}}, author="executor")
+    mirror = Mirror(live=True, commit=edited, store=store, by_history=True)
+
+    mirror.apply([update])
+    mirror.finish()
+
+    assert flag("T-1") == (False, "", "")
+
+
 def test_a_decision_whose_history_cannot_be_read_is_flagged_not_waved_through(github_ssot, caplog):
     """Rebuilding from nothing, GitHub fails the task's history request: the decision no seal names is
     judged without it (flagged, on the commit that last changed the file), and the failure is logged."""

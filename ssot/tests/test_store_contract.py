@@ -247,6 +247,11 @@ def test_history_lists_the_commits_that_changed_a_path_newest_first(contract_sto
     assert [r.commit for r in contract_store.history("tasks/T-1.json", limit=2)] == [gone, second]
     assert [r.commit for r in contract_store.history("tasks/T-2.json")] == [other]
     assert contract_store.history("tasks/none.json") == []
+    # From an older commit back: what came after it is not listed.
+    assert [r.commit for r in contract_store.history("tasks/T-1.json", start=other)] == [first]
+    assert [r.commit for r in contract_store.history("tasks/T-1.json", start=second)] == [second, first]
+    with pytest.raises(StoreNotFound):
+        contract_store.history("tasks/T-1.json", start="f" * 40)
 
 
 def test_file_at_reads_one_file_of_an_older_commit(contract_store: Store) -> None:
