@@ -517,3 +517,64 @@ def test_a_repository_that_vanishes_is_unavailable_not_empty(tmp_path: Path) -> 
     (tmp_path / "ssot.git").rename(tmp_path / "moved.git")
     with pytest.raises(StoreUnavailable):
         store.head()
+
+
+def _raw_commit(store: LocalStore, parents: list[str], files: dict[str, bytes], when: int) -> str:
+    """A commit straight into the repository, with the date its pusher chose (not moved to by any ref)."""
+    import pygit2
+
+    repo = pygit2.Repository(str(store.path))
+    index = pygit2.Index()
+    if parents:
+        index.read_tree(repo[parents[0]].peel(pygit2.Commit).tree)
+    for path, data in files.items():
+        index.add(pygit2.IndexEntry(path, repo.create_blob(data), pygit2.enums.FileMode.BLOB))
+    signature = pygit2.Signature("agent", "agent@example.com", when, 0)
+    return str(repo.create_commit(None, signature, signature, "m", index.write_tree(repo), parents))
+
+
+def _point_branch_at(store: LocalStore, commit: str) -> None:
+    import pygit2
+
+    pygit2.Repository(str(store.path)).references.create("refs/heads/main", commit, force=True)
+
+
+def test_history_lists_a_commit_before_its_parent_whatever_the_dates_say(store: LocalStore) -> None:
+    """A pusher sets commit dates: a child dated before its parent is still the newer version."""
+    older = _raw_commit(store, [], {"tasks/T-1.json": b"1"}, when=2_000_000_000)
+    backdated = _raw_commit(store, [older], {"tasks/T-1.json": b"2"}, when=1_000_000_000)
+    _point_branch_at(store, _raw_commit(store, [backdated], {"tasks/T-2.json": b"x"}, when=1_500_000_000))
+
+    assert [r.commit for r in store.history("tasks/T-1.json")] == [backdated, older]
+
+
+def test_history_lists_a_version_merged_from_a_side_branch_after_the_merge(store: LocalStore) -> None:
+    base = _raw_commit(store, [], {"tasks/T-1.json": b"1"}, when=1_000)
+    side = _raw_commit(store, [base], {"tasks/T-1.json": b"2"}, when=2_000)
+    main = _raw_commit(store, [base], {"tasks/T-2.json": b"x"}, when=3_000)
+    merge = _raw_commit(store, [main, side], {"tasks/T-1.json": b"2"}, when=4_000)
+    _point_branch_at(store, merge)
+
+    assert [r.commit for r in store.history("tasks/T-1.json")] == [merge, side, base]
+
+
+def test_history_reads_further_back_in_batches_up_to_its_bound(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ssot.stores import local
+
+    monkeypatch.setattr(local, "HISTORY_BATCH", 8)
+    monkeypatch.setattr(local, "HISTORY_SCAN", 100)
+    far = store_commit(store, store.head(), {"tasks/far.json": b"1"})
+    near = None
+    for n in range(60):
+        head = store_commit(store, store.head(), {f"messages/m-{n}.json": b"{}"})
+        if n == 19:
+            near = store_commit(store, head, {"tasks/near.json": b"1"})
+
+    assert [r.commit for r in store.history("tasks/near.json")] == [near]  # 41 commits back: 3 batches
+    assert store.history("tasks/far.json") != []  # 61 back
+    for n in range(60, 100):
+        store_commit(store, store.head(), {f"messages/m-{n}.json": b"{}"})
+    assert store.history("tasks/far.json") == []  # 101 back: past the bound
+    assert [r.commit for r in store.history("tasks/far.json", start=far)] == [far]
