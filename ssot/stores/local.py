@@ -303,7 +303,9 @@ def _newest_first(repo: pygit2.Repository, head: str | pygit2.Oid, count: int) -
     later commit first where neither descends from the other: `git log --topo-order` on the newest part
     of the history. libgit2's own topological walk reads every commit of the history before the first
     answer (92 ms at 6,000 commits, and on in proportion); this reads only these. Commit dates, which a
-    pusher sets, only break ties: they cannot put a commit after its parent."""
+    pusher sets, only break ties: they cannot put a commit after its parent. (A commit beyond the
+    `count` nearest is not here, even when it descends from one that is: a merged side branch longer than
+    the batch is read in full only by a larger one.)"""
     tip = repo[head].peel(pygit2.Commit)
     seen: dict[pygit2.Oid, pygit2.Commit] = {tip.id: tip}
     queue = deque([tip])
