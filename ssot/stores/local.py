@@ -141,9 +141,8 @@ class LocalStore(Store):
             if head is None:
                 return found
             count = HISTORY_BATCH
-            changes: dict[
-                pygit2.Oid, bool
-            ] = {}  # whether each commit read changed `path`, for the next batch
+            # Whether each commit read changed `path`, kept for the next, larger batch.
+            changes: dict[pygit2.Oid, bool] = {}
             while True:
                 commits = _newest_first(repo, head, count)
                 found = [
