@@ -780,12 +780,14 @@ class Mirror:
         path = task_path(d.task_id)
         same_run = d.prior is not None and d.prior.status == d.status
 
-        def unknown() -> object:
+        def unknown(oldest_seen: Revision | None = None) -> object:
             if same_run:
                 return UNCHANGED
             rebuilt = d.prior is None and not self.live
             if rebuilt and any(task_id == d.task_id and status == d.status for task_id, status, _ in sealed):
                 return VOUCHED
+            if oldest_seen is not None:  # the run began there, or before
+                return oldest_seen.commit, oldest_seen.author[:255]
             return self.source(path)
 
         if self.store is None or not self.by_history:
@@ -809,7 +811,7 @@ class Mirror:
                     break
                 entered = revision
             else:
-                return unknown()  # the run in this status reaches past the history read
+                return unknown(entered)  # the run in this status reaches the file's first version, or past
         except StoreError as exc:
             # Not raised: the rows of this pass are in, and the next pass would not see this change again.
             log.warning("the history of %s is unknown, its decision judged without it: %s", path, exc)

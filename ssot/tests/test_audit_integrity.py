@@ -457,18 +457,20 @@ STATUSES = ("awaiting_approval", "approved", "rejected", "in_progress")
 @hypothesis_settings(max_examples=examples(15))
 @given(data=st.data())
 def test_any_sequence_of_pushes_and_decisions_is_flagged_as_its_history_says(any_store, data):
-    """Agents push the task to any status, the control plane decides (its commit carries the sealed
-    line), syncs fall anywhere between. At the end the task is flagged exactly when it is approved or
-    rejected and no version of its newest run in that status is one a seal names; the flag names the
-    commit that began the run. A mirror rebuilt from nothing says the same."""
+    """An agent creates the task in any status; agents push it to any status, the control plane decides
+    (its commit carries the sealed line), syncs fall anywhere between. At the end the task is flagged
+    exactly when it is approved or rejected and no version of its newest run in that status is one a
+    seal names; the flag names the commit that began the run. A mirror rebuilt from nothing agrees."""
     from ssot.documents import dump_json
 
     n = next(_tasks)
     task_id, path = f"P-{n}", f"tasks/P-{n}.json"
     audit = f"audit/2028/{1 + n // 28:02d}/{1 + n % 28:02d}.jsonl"
-    commit(any_store, {path: task_doc(task_id, "awaiting_approval")})
+    first = data.draw(st.sampled_from(STATUSES), label="created as")
+    created = commit(any_store, {path: task_doc(task_id, first)}, author="creator")
     sync()
-    history: list[tuple[str, str, str, bool]] = []  # (commit, author, status, sealed), oldest first
+    # (commit, author, status, sealed), oldest first
+    history: list[tuple[str, str, str, bool]] = [(created, "creator", first, False)]
     sealed_lines: list[str] = []
     for step in range(data.draw(st.integers(1, 6), label="steps")):
         decide = data.draw(st.booleans(), label=f"decision {step}")
