@@ -823,7 +823,9 @@ class GitHubEmulator:
             raise ApiError(404, "Not Found") from None
         if entry.filemode == pygit2.enums.FileMode.TREE:
             tree = self.git[entry.id].peel(pygit2.Tree)
-            return 200, [self._content_item(ref, f"{path}/{item.name}", item) for item in tree]
+            listed = [self._content_item(ref, f"{path}/{item.name}", item) for item in tree]
+            # GitHub's note: a directory's listing says "file" for a submodule (backwards compatibility).
+            return 200, [{**item, "type": "file"} if item["type"] == "submodule" else item for item in listed]
         item = self._content_item(ref, path, entry)
         if entry.filemode == pygit2.enums.FileMode.COMMIT:
             return 200, {**item, "submodule_git_url": "https://github.com/example/other.git"}
