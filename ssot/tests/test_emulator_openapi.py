@@ -14,6 +14,7 @@ import requests
 
 from ssot.stores.base import StoreConflict, StoreNotFound, StoreRefused, git_blob_sha
 from testing import openapi
+from testing.content import commit_gitlink
 from testing.github_emulator import GitHubEmulator
 from testing.github_fixture import github_emulator, github_store
 
@@ -54,6 +55,9 @@ def test_the_stores_whole_conversation_conforms(emulator: GitHubEmulator) -> Non
     assert [revision.commit for revision in fresh.history("tasks/T-2.json")] == [second]
     assert github_store(emulator).file_at(first, "tasks/T-1.json") == (git_blob_sha(b"{}"), b"{}")
     assert github_store(emulator).file_at(second, "tasks") is None  # a directory: an array
+    linked = commit_gitlink(emulator.git.path, "tasks/T-9.json", "1" * 40)
+    assert github_store(emulator).file_at(linked, "tasks/T-9.json") is None  # a submodule
+    assert github_store(emulator).file_at(linked, "tasks") is None  # a directory listing one
     assert github_store(emulator).file_at(second, "tasks/T-1.json") is None  # 404
     with pytest.raises(StoreNotFound):
         github_store(emulator).file_at("0" * 40, "tasks/T-2.json")  # 404, no such commit
