@@ -235,16 +235,22 @@ class AuditLine:
     data: dict[str, Any]
 
 
+def jsonl_lines(raw: bytes) -> list[str]:
+    """The lines of a JSON Lines file (an audit file), line k at index k - 1; amp.JsonRefused when the
+    bytes are not UTF-8 text."""
+    # JSON Lines end at "\n" only: str.splitlines() would also cut at U+2028 or \x1c inside a string.
+    return amp.text_of(raw).split("\n")
+
+
 def parse_audit(raw: bytes) -> tuple[list[AuditLine], list[dict[str, str]]]:
     """The lines of an audit file (1-based numbers) and the errors of the lines that are not valid."""
     try:
-        text = amp.text_of(raw)
+        texts = jsonl_lines(raw)
     except amp.JsonRefused as exc:
         return [], [_error("$", exc.reason)]
     lines: list[AuditLine] = []
     errors: list[dict[str, str]] = []
-    # JSON Lines end at "\n" only: str.splitlines() would also cut at U+2028 or \x1c inside a string.
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(texts, start=1):
         if not line.strip():
             continue
         where = f"line {number}"

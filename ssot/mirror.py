@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,6 +34,7 @@ from ssot.bulk import Upsert, advance, select_in
 from ssot.documents import (
     FileInvalid,
     dump_json,
+    jsonl_lines,
     load_json_object,
     parse_ack,
     parse_approvals,
@@ -96,11 +97,16 @@ class Decided:
 
 
 def _lines(data: bytes) -> list[str]:
-    """An audit file's lines as `parse_audit` numbers them (text that is not UTF-8 JSON holds none)."""
+    """An audit file's lines as `parse_audit` numbers them (text that is not UTF-8 holds none)."""
     try:
-        return amp.text_of(data).split("\n")
+        return jsonl_lines(data)
     except amp.JsonRefused:
         return []
+
+
+def _by(revision: Revision) -> tuple[str, str]:
+    """What a change is marked with: the commit, and its author as a row can hold it."""
+    return revision.commit, revision.author[:255]
 
 
 def _grouped(
@@ -115,6 +121,7 @@ def _grouped(
 
 VOUCHED = object()  # a sealed decision line names the version, or one it was edited from
 UNCHANGED = object()  # an edit after the version mirrored before, in the same status: its verdict stands
+
 # A JSON `\u0000` escape (its backslash not itself escaped): a NUL character, which the database
 # cannot hold (PostgreSQL refuses it in text and jsonb), so such a file is quarantined, never fatal.
 NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -356,7 +363,7 @@ class Mirror:
                     log.warning("the history of %s is unknown: %s", path, exc)
                 else:
                     if revisions:
-                        found = (revisions[0].commit, revisions[0].author[:255])
+                        found = _by(revisions[0])
             self._sources[path] = found
         commit, author = self._sources[path]
         return commit, author if author is not None else self.author()
@@ -683,24 +690,29 @@ class Mirror:
             if number is not None
         }
         found: dict[int, tuple[str, str]] = {}
-        if self.by_history and self.store is not None and lines:
-            try:
-                newer: Revision | None = None
-                for revision in self.store.history(path, start=self.commit or None):
-                    version = self.store.file_at(revision.commit, path)
-                    held = _lines(version[1]) if version is not None else []
-                    for number, raw in lines.items():
-                        intact = number <= len(held) and held[number - 1] == raw
-                        if newer is not None and number not in found and intact:
-                            found[number] = (newer.commit, newer.author[:255])
-                    if len(found) == len(lines):
-                        break
-                    newer = revision
-            except StoreError as exc:
-                log.warning(
-                    "the history of %s is unknown, its rewrites blamed on its last change: %s", path, exc
-                )
+        newer: Revision | None = None
+        try:
+            for revision, version in self._versions(path) if lines else ():
+                held = _lines(version[1]) if version is not None else []
+                for number, raw in lines.items():
+                    intact = number <= len(held) and held[number - 1] == raw
+                    if newer is not None and number not in found and intact:
+                        found[number] = _by(newer)
+                if len(found) == len(lines):
+                    break
+                newer = revision
+        except StoreError as exc:
+            log.warning("the history of %s is unknown, its rewrites blamed on its last change: %s", path, exc)
         return {number: found.get(number) or self.source(path) for number in how}
+
+    def _versions(self, path: str) -> Iterator[tuple[Revision, tuple[str, bytes] | None]]:
+        """The commits that changed `path`, newest first from the head this pass mirrors, each with the
+        file's blob SHA and content there (None: deleted). None at all where there is no history to read
+        (the control plane's own write). A store's failure goes to the caller."""
+        if not self.by_history or self.store is None:
+            return
+        for revision in self.store.history(path, start=self.commit or None):
+            yield revision, self.store.file_at(revision.commit, path)
 
     def _note_decisions(self, before: dict[str, Prior], statuses: list[tuple[str, str, str]]) -> None:
         """Remember the tasks with a new version in a decided status; one that leaves it loses its flag."""
@@ -787,15 +799,12 @@ class Mirror:
             if rebuilt and any(task_id == d.task_id and status == d.status for task_id, status, _ in sealed):
                 return VOUCHED
             if oldest_seen is not None:  # the run began there, or before
-                return oldest_seen.commit, oldest_seen.author[:255]
+                return _by(oldest_seen)
             return self.source(path)
 
-        if self.store is None or not self.by_history:
-            return unknown()
         entered: Revision | None = None
         try:
-            for revision in self.store.history(path, start=self.commit or None):
-                found = self.store.file_at(revision.commit, path)
+            for revision, found in self._versions(path):
                 if found is None:
                     break  # deleted before: the task came back decided at `entered`
                 sha, data = found
@@ -816,9 +825,7 @@ class Mirror:
             # Not raised: the rows of this pass are in, and the next pass would not see this change again.
             log.warning("the history of %s is unknown, its decision judged without it: %s", path, exc)
             return unknown()
-        if entered is None:
-            return self.source(path)
-        return entered.commit, entered.author[:255]
+        return _by(entered) if entered is not None else self.source(path)
 
     # -- settling -----------------------------------------------------------------------------
 
