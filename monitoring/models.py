@@ -33,8 +33,9 @@ class Notification(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-id"]
         indexes = [
+            models.Index(fields=["-created_at", "-id"], name="notify_created"),
             models.Index(fields=["next_attempt_at"], name="notify_due", condition=Q(state="pending")),
             models.Index(fields=["escalation_msg_id", "created_at"], name="notify_escalation"),
         ]

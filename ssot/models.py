@@ -52,7 +52,7 @@ class Task(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["-updated_at"]
+        ordering = ["-updated_at", "-id"]
         permissions = [
             ("approve_task", "Can approve or reject a task"),
             ("override_task", "Can override a task's status and trigger a resync"),
@@ -62,7 +62,7 @@ class Task(models.Model):
             models.Index(fields=["risk_level"], name="task_risk"),
             models.Index(fields=["branch"], name="task_branch"),
             models.Index(fields=["ci_state"], name="task_ci_state"),
-            models.Index(fields=["-updated_at"], name="task_updated"),
+            models.Index(fields=["-updated_at", "-id"], name="task_updated"),
         ]
 
     def __str__(self) -> str:
@@ -133,8 +133,9 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-timestamp"]
+        ordering = ["-timestamp", "-id"]
         indexes = [
+            models.Index(fields=["-timestamp", "-id"], name="msg_time"),
             models.Index(fields=["task_id", "timestamp"], name="msg_task_time"),
             models.Index(fields=["type", "-timestamp"], name="msg_type_time"),
             models.Index(fields=["sender", "-timestamp"], name="msg_sender_time"),
@@ -170,8 +171,11 @@ class Ack(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-at"]
-        indexes = [models.Index(fields=["by", "-at"], name="ack_by_time")]
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["-at", "-id"], name="ack_time"),
+            models.Index(fields=["by", "-at"], name="ack_by_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.msg_id} by {self.by}"
@@ -228,8 +232,9 @@ class Escalation(models.Model):
     created_at = models.DateTimeField()
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-id"]
         indexes = [
+            models.Index(fields=["-created_at", "-id"], name="esc_created"),
             models.Index(fields=["status", "-created_at"], name="esc_status_created"),
             models.Index(fields=["escalation_type", "subject"], name="esc_type_subject"),
         ]
@@ -339,7 +344,8 @@ class QuarantinedFile(models.Model):
     last_seen = models.DateTimeField()
 
     class Meta:
-        ordering = ["-last_seen"]
+        ordering = ["-last_seen", "-id"]
+        indexes = [models.Index(fields=["-last_seen", "-id"], name="quarantine_seen")]
 
     def __str__(self) -> str:
         return self.path
@@ -383,7 +389,8 @@ class ApiKey(models.Model):
     revoked_by = models.CharField(max_length=150, blank=True, default="")
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["-created_at", "-id"], name="apikey_created")]
         verbose_name = "API key"
         permissions = [("manage_keys", "Can list, create and revoke the API keys of every user")]
 

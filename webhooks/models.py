@@ -29,9 +29,10 @@ class WebhookDelivery(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-received_at"]
+        ordering = ["-received_at", "-id"]
         verbose_name_plural = "webhook deliveries"
         indexes = [
+            models.Index(fields=["-received_at", "-id"], name="webhook_received"),
             models.Index(fields=["state", "next_attempt_at"], name="webhook_state_next"),
             models.Index(fields=["event", "-received_at"], name="webhook_event_time"),
         ]
