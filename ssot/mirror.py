@@ -14,6 +14,7 @@ table) is not blamed on a file: it stops the pass as `MirrorFailed`, naming wher
 
 from __future__ import annotations
 
+import enum
 import logging
 import re
 from collections import Counter
@@ -119,8 +120,14 @@ def _grouped(
     return groups
 
 
-VOUCHED = object()  # a sealed decision line names the version, or one it was edited from
-UNCHANGED = object()  # an edit after the version mirrored before, in the same status: its verdict stands
+class Traced(enum.Enum):
+    """What tracing a decided version found, short of the commit that decided it without a seal."""
+
+    # A sealed decision line names the version, or one it was edited from.
+    VOUCHED = "vouched"
+    # An edit after the version mirrored before, in the same status: that version's verdict stands.
+    UNCHANGED = "unchanged"
+
 
 # A JSON `\u0000` escape (its backslash not itself escaped): a NUL character, which the database
 # cannot hold (PostgreSQL refuses it in text and jsonb), so such a file is quarantined, never fatal.
@@ -753,8 +760,8 @@ class Mirror:
         verified: list[str] = []
         unverified: list[tuple[str, tuple[str, str]]] = []
         for d in decided:
-            found = VOUCHED if (d.task_id, d.status, d.sha) in sealed else self._trace(d, sealed)
-            if found is VOUCHED:
+            found = Traced.VOUCHED if (d.task_id, d.status, d.sha) in sealed else self._trace(d, sealed)
+            if found is Traced.VOUCHED:
                 verified.append(d.task_id)
             elif isinstance(found, tuple):
                 unverified.append((d.task_id, found))
@@ -774,11 +781,11 @@ class Mirror:
             )
         self._emit_tasks([task_id for task_id, _ in unverified])
 
-    def _trace(self, d: Decided, sealed: set[tuple[str, str, str]]) -> object:
-        """Where a decided version no seal names comes from: VOUCHED (a sealed version of the same
-        status precedes it with no other status between), UNCHANGED (it follows the version mirrored
-        before, in the same status: that version's verdict stands), or the commit and author that
-        decided it without the control plane.
+    def _trace(self, d: Decided, sealed: set[tuple[str, str, str]]) -> Traced | tuple[str, str]:
+        """Where a decided version no seal names comes from: `Traced.VOUCHED` (a sealed version of the
+        same status precedes it with no other status between), `Traced.UNCHANGED` (it follows the version
+        mirrored before, in the same status: that version's verdict stands), or the commit and author
+        that decided it without the control plane.
 
         The task file's versions are read newest first (`Store.history`: at most HISTORY_LIMIT versions,
         and on the local store within its last HISTORY_SCAN commits; on GitHub one request for the list
@@ -792,12 +799,12 @@ class Mirror:
         path = task_path(d.task_id)
         same_run = d.prior is not None and d.prior.status == d.status
 
-        def unknown(oldest_seen: Revision | None = None) -> object:
+        def unknown(oldest_seen: Revision | None = None) -> Traced | tuple[str, str]:
             if same_run:
-                return UNCHANGED
+                return Traced.UNCHANGED
             rebuilt = d.prior is None and not self.live
             if rebuilt and any(task_id == d.task_id and status == d.status for task_id, status, _ in sealed):
-                return VOUCHED
+                return Traced.VOUCHED
             if oldest_seen is not None:  # the run began there, or before
                 return _by(oldest_seen)
             return self.source(path)
@@ -809,9 +816,9 @@ class Mirror:
                     break  # deleted before: the task came back decided at `entered`
                 sha, data = found
                 if (d.task_id, d.status, sha) in sealed:
-                    return VOUCHED
+                    return Traced.VOUCHED
                 if same_run and d.prior is not None and sha == d.prior.sha:
-                    return UNCHANGED
+                    return Traced.UNCHANGED
                 try:
                     status = load_json_object(data).get("status")
                 except ValueError:
