@@ -26,22 +26,22 @@ BASE = datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC)
 # path -> (make n rows, give row `pk` the ordering value `when`, the key the list answers each row by)
 LISTS = {
     "/api/messages/": (
-        lambda n: [MessageFactory().pk for _ in range(n)],
+        lambda n: [MessageFactory.create().pk for _ in range(n)],
         lambda pk, when: Message.objects.filter(pk=pk).update(timestamp=when),
         "msg_id",
     ),
     "/api/tasks/": (
-        lambda n: [TaskFactory().pk for _ in range(n)],
+        lambda n: [TaskFactory.create().pk for _ in range(n)],
         lambda pk, when: Task.objects.filter(pk=pk).update(updated_at=when),
         "task_id",
     ),
     "/api/escalations/": (
-        lambda n: [EscalationFactory().pk for _ in range(n)],
+        lambda n: [EscalationFactory.create().pk for _ in range(n)],
         lambda pk, when: Escalation.objects.filter(pk=pk).update(created_at=when),
         "msg_id",
     ),
     "/api/audit/": (
-        lambda n: [AuditEntryFactory().pk for _ in range(n)],
+        lambda n: [AuditEntryFactory.create().pk for _ in range(n)],
         lambda pk, when: AuditEntry.objects.filter(pk=pk).update(timestamp=when),
         "id",
     ),
