@@ -8,10 +8,18 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+import amp
 from core.permissions import APPROVE
 from monitoring.models import Notification
 from ssot import services
-from ssot.admin import MirroredAdmin, action_form_response, is_staff, outcome_message, pretty_json
+from ssot.admin import (
+    MirroredAdmin,
+    action_form_response,
+    fixed_choices,
+    is_staff,
+    outcome_message,
+    pretty_json,
+)
 from ssot.models import Agent, Escalation
 
 ESCALATION_ACTIONS = ("acknowledge_escalations", "resolve_escalations")
@@ -43,9 +51,15 @@ class EscalationAdmin(MirroredAdmin):
         "status",
         "short_description",
     ]
-    list_filter = ["status", "severity", "escalation_type"]
+    # A date filter, not a date hierarchy (docs/design.md, "Lists that only grow"): an agent that stops
+    # acknowledging makes escalations by the minute.
+    list_filter = [
+        "status",
+        fixed_choices("severity", amp.SEVERITIES),
+        "escalation_type",
+        ("created_at", admin.DateFieldListFilter),
+    ]
     search_fields = ["msg_id", "task_id", "subject", "description"]
-    date_hierarchy = "created_at"
     fields = [
         "msg_id",
         "task_id",
