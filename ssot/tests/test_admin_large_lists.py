@@ -116,7 +116,7 @@ def dated_rows():
     now = timezone.now()
     for n in range(60):
         EscalationFactory(created_at=now - timedelta(days=n), severity=amp.SEVERITIES[n % 3])
-        delivery = WebhookDeliveryFactory()
+        delivery = WebhookDeliveryFactory.create()
         # `received_at` is set on creation whatever is given.
         WebhookDelivery.objects.filter(pk=delivery.pk).update(received_at=now - timedelta(days=n))
 
