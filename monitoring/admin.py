@@ -13,6 +13,7 @@ from core.permissions import APPROVE
 from monitoring.models import Notification
 from ssot import services
 from ssot.admin import (
+    DateFilter,
     MirroredAdmin,
     action_form_response,
     fixed_choices,
@@ -57,7 +58,7 @@ class EscalationAdmin(MirroredAdmin):
         "status",
         fixed_choices("severity", amp.SEVERITIES),
         "escalation_type",
-        ("created_at", admin.DateFieldListFilter),
+        ("created_at", DateFilter),
     ]
     search_fields = ["msg_id", "task_id", "subject", "description"]
     fields = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from datetime import datetime, time
 from typing import Any
 
 from django import forms
@@ -19,6 +20,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.html import format_html, format_html_join
 
 import amp
@@ -146,6 +149,33 @@ def fixed_choices(field: str, values: Iterable[str]) -> type[admin.SimpleListFil
             return queryset.filter(**{field: value}) if value else queryset
 
     return FixedChoices
+
+
+def _aware(value: str) -> str:
+    """A date or date-time typed without a time zone, in the current one (as a form reads it); any other
+    value as it came, for Django to accept or refuse."""
+    try:
+        moment = parse_datetime(value)
+        if moment is None and (day := parse_date(value)) is not None:
+            moment = datetime.combine(day, time())
+    except ValueError:  # well formed, but no such date or time
+        return value
+    if moment is None or timezone.is_aware(moment):
+        return value
+    return timezone.make_aware(moment).isoformat()
+
+
+class DateFilter(admin.DateFieldListFilter):
+    """Django's date filter (today, the past 7 days, this month, this year). Its own links carry the time
+    zone; a date typed into the address without one is read in the current time zone, where Django
+    would pass it to the query naive (a RuntimeWarning on every such request)."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        self.used_parameters = {
+            name: [_aware(value) for value in values] if isinstance(values, list) else values
+            for name, values in self.used_parameters.items()
+        }
+        return super().queryset(request, queryset)
 
 
 class MirroredAdmin(admin.ModelAdmin):
@@ -404,7 +434,7 @@ class MessageAdmin(MirroredAdmin):
         "ack_state",
         fixed_choices("sender", amp.AGENT_NAMES),
         fixed_choices("recipient", amp.AGENT_NAMES),
-        ("timestamp", admin.DateFieldListFilter),
+        ("timestamp", DateFilter),
     ]
     search_fields = ["msg_id", "task_id"]
     fields = [
@@ -453,7 +483,7 @@ class AuditEntryAdmin(MirroredAdmin):
         "action",
         "in_ssot",
         ("rewritten_at", admin.EmptyFieldListFilter),
-        ("timestamp", admin.DateFieldListFilter),
+        ("timestamp", DateFilter),
     ]
     search_fields = ["task_id", "msg_id", "actor", "detail"]
     fields = [
