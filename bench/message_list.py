@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from collections.abc import Callable
 
 from bench.setup import django_for_bench, percentile
 
@@ -78,12 +78,12 @@ def main() -> None:
             f"p95 {percentile(seconds, 0.95) * 1000:.2f} ms a request"
         )
 
-    def statements(label: str, queryset: Any) -> None:
+    def statements(label: str, run: Callable[[], object]) -> None:
         """The floor: the statement alone, through the ORM (no HTTP, DRF or authentication)."""
         seconds = []
         for _ in range(args.requests):
             began = time.perf_counter()
-            queryset()
+            run()
             seconds.append(time.perf_counter() - began)
         print(f"  floor, {label}: median {percentile(seconds, 0.5) * 1000:.2f} ms")
 
